@@ -1,0 +1,10 @@
+"""slimdet: slimmable Faster/Mask/Keypoint R-CNN on Detectron2.
+
+Importing ``slimdet`` registers its backbones and heads with Detectron2's registries.
+"""
+from .config import add_slimmable_config
+from .layers import get_width, get_widths, set_width, width_scope
+from .modeling import stock_config
+
+__all__ = ["add_slimmable_config", "get_width", "get_widths", "set_width", "width_scope",
+           "stock_config"]

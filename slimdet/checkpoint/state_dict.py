@@ -1,0 +1,93 @@
+"""Conversions between stock (single-norm) and slimmable (per-width norm) state dicts.
+
+A slimmable model stores each switchable norm as ``<prefix>.<i>.<name>``, ``i`` indexing the
+width list; a stock Detectron2 model stores ``<prefix>.<name>``.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..layers import SwitchableNorm
+
+__all__ = ["switchable_norm_prefixes", "stock_state_dict", "to_slimmable_state_dict",
+           "check_state_dict_fits"]
+
+
+def switchable_norm_prefixes(model: nn.Module) -> dict[str, SwitchableNorm]:
+    """Module path -> switchable norm, for every switchable norm of ``model``."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, SwitchableNorm)}
+
+
+def stock_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """``model``'s state dict in stock layout: every norm taken from the widest width."""
+    norms = switchable_norm_prefixes(model)
+    out = {}
+    for key, value in model.state_dict().items():
+        prefix, _, rest = key.rpartition(".")
+        parent, _, index = prefix.rpartition(".")
+        if parent in norms:
+            if int(index) != norms[parent].widths.index(max(norms[parent].widths)):
+                continue
+            key = f"{parent}.{rest}"
+        out[key] = value
+    return out
+
+
+def to_slimmable_state_dict(model: nn.Module,
+                            state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Expand stock norm entries ``<prefix>.<name>`` into every width's ``<prefix>.<i>.<name>``,
+    each the leading slice for that width's channel count. Other entries pass through."""
+    out = dict(state_dict)
+    for prefix, norm in switchable_norm_prefixes(model).items():
+        for i, sub in enumerate(norm):
+            for name, target in sub.state_dict().items():
+                source = out.get(f"{prefix}.{name}")
+                if source is None:
+                    continue
+                if target.dim() > 0 and source.dim() > 0 and source.shape[0] >= target.shape[0]:
+                    source = source[: target.shape[0]]
+                out[f"{prefix}.{i}.{name}"] = source.clone()
+        for name in norm[0].state_dict():
+            out.pop(f"{prefix}.{name}", None)
+    return out
+
+
+def _group(key: str) -> str:
+    return ".".join(key.split(".")[:2])
+
+
+def _listing(keys: list[str], limit: int = 30) -> str:
+    more = f"\n  ... and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "\n  " + "\n  ".join(keys[:limit]) + more
+
+
+def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
+    """Raise ``ValueError`` listing every key of ``state_dict`` that does not fit ``model``.
+
+    Not fitting: keys the model lacks, shapes that differ, and model keys missing from a part
+    of the model (``backbone.bottom_up``, ``roi_heads.box_head``, ...) that the checkpoint
+    otherwise covers (e.g. a checkpoint of another depth). Parts the checkpoint does not touch
+    at all (heads, for an ImageNet backbone) may stay at their initialisation.
+    """
+    model_sd = model.state_dict()
+    unexpected = sorted(k for k in state_dict if k not in model_sd)
+    shapes = sorted(f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}"
+                    for k, v in state_dict.items()
+                    if k in model_sd and tuple(v.shape) != tuple(model_sd[k].shape))
+    covered = {_group(k) for k in state_dict if k in model_sd}
+    missing = sorted(k for k in model_sd if k not in state_dict and _group(k) in covered
+                     and not k.endswith("num_batches_tracked"))
+    problems = []
+    if unexpected:
+        problems.append(f"{len(unexpected)} checkpoint keys not in the model:{_listing(unexpected)}")
+    if shapes:
+        problems.append(f"{len(shapes)} keys with mismatched shapes:{_listing(shapes)}")
+    if missing:
+        problems.append(f"{len(missing)} model keys missing from parts the checkpoint covers:"
+                        f"{_listing(missing)}")
+    if problems:
+        raise ValueError("checkpoint does not fit the model (different architecture or depth?):\n"
+                         + "\n".join(problems))

@@ -1,0 +1,84 @@
+"""Switchable normalization: one independent norm (parameters and statistics) per width.
+
+Supported norms are those Detectron2 builds from ``NORM`` strings: FrozenBN, BN, SyncBN (and the
+naive variant) and GN. GroupNorm rule: at a width with ``C`` channels, GN uses
+``gcd(G, C)`` groups, where ``G`` is the full model's group count (32 in Detectron2). That is
+``G`` whenever ``C`` is a multiple of ``G`` (identical to stock Detectron2) and otherwise the
+largest group count dividing both, e.g. 16 channels -> 16 groups.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from detectron2.layers import FrozenBatchNorm2d
+from torch import nn
+
+from .width import SlimmableModule
+
+__all__ = ["SwitchableNorm", "norm_at_channels", "group_norm_groups", "NORM_TYPES"]
+
+NORM_TYPES = (FrozenBatchNorm2d, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+
+
+def group_norm_groups(full_groups: int, channels: int) -> int:
+    """GroupNorm group count used at a width with ``channels`` channels."""
+    return math.gcd(full_groups, channels)
+
+
+def norm_at_channels(norm: nn.Module, channels: int) -> nn.Module:
+    """A norm of the same kind as ``norm`` for ``channels`` channels, initialised from the
+    leading ``channels`` entries of ``norm``'s parameters and statistics."""
+    if isinstance(norm, FrozenBatchNorm2d):
+        new = FrozenBatchNorm2d(channels, eps=norm.eps)
+    elif isinstance(norm, nn.modules.batchnorm._BatchNorm):
+        new = type(norm)(channels, eps=norm.eps, momentum=norm.momentum, affine=norm.affine,
+                         track_running_stats=norm.track_running_stats)
+        if hasattr(norm, "_stats_mode"):  # detectron2's NaiveSyncBatchNorm
+            new._stats_mode = norm._stats_mode
+    elif isinstance(norm, nn.GroupNorm):
+        new = nn.GroupNorm(group_norm_groups(norm.num_groups, channels), channels, eps=norm.eps,
+                           affine=norm.affine)
+    else:
+        raise TypeError(f"no switchable version of {type(norm).__name__}; "
+                        f"supported: FrozenBN, BN, SyncBN, GN")
+    new = new.to(device=_device_of(norm))
+    with torch.no_grad():
+        new_state = new.state_dict()
+        for key, value in norm.state_dict().items():
+            new_state[key] = value if value.dim() == 0 else value[:channels].clone()
+        new.load_state_dict(new_state)
+    new.train(norm.training)
+    return new
+
+
+def _device_of(module: nn.Module) -> torch.device:
+    for t in list(module.parameters()) + list(module.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+class SwitchableNorm(SlimmableModule, nn.ModuleList):
+    """A list of norms, one per width; the active width's norm normalizes the input.
+
+    Keys in a state dict are ``<name>.<i>.<param>``, ``i`` indexing the width list.
+    """
+
+    def __init__(self, widths: Sequence[float], norms: Sequence[nn.Module]):
+        nn.ModuleList.__init__(self, norms)
+        self._init_widths(widths)
+        if len(norms) != len(self.widths):
+            raise ValueError(f"need one norm per width, got {len(norms)} for {len(self.widths)}")
+
+    @classmethod
+    def from_norm(cls, norm: nn.Module, widths: Sequence[float],
+                  channels_list: Sequence[int]) -> "SwitchableNorm":
+        """Per-width copies of ``norm`` sliced to each width's channel count."""
+        return cls(widths, [norm_at_channels(norm, c) for c in channels_list])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self[self.width_index](x)
+
+    def extra_repr(self) -> str:
+        return f"widths={self.widths}, active={self.widths[self.width_index]}"

@@ -1,0 +1,80 @@
+"""Width state of slimmable modules, owned by the modules themselves (no global flags)."""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from torch import nn
+
+__all__ = ["SlimmableModule", "set_width", "get_width", "get_widths", "width_scope"]
+
+
+class SlimmableModule:
+    """Mixin for every ``nn.Module`` whose computation depends on the active width.
+
+    Each instance stores the model's width list and the index of the active width; the
+    index selects the per-width channel counts (slimmable ops) or norm (switchable norms).
+    A new module starts at the widest width.
+    """
+
+    widths: tuple[float, ...]
+    width_index: int
+
+    def _init_widths(self, widths: Sequence[float]) -> None:
+        if not widths:
+            raise ValueError("a slimmable module needs at least one width")
+        self.widths = tuple(float(w) for w in widths)
+        self.width_index = self.widths.index(max(self.widths))
+
+
+def _slimmable_modules(model: nn.Module) -> list[SlimmableModule]:
+    mods = [m for m in model.modules() if isinstance(m, SlimmableModule)]
+    if not mods:
+        raise ValueError(f"{type(model).__name__} has no slimmable layers; build it with a "
+                         "slimdet config (see slimdet.add_slimmable_config)")
+    return mods
+
+
+def get_widths(model: nn.Module) -> tuple[float, ...]:
+    """The widths a slimmable model can run at."""
+    mods = _slimmable_modules(model)
+    widths = mods[0].widths
+    for m in mods:
+        if m.widths != widths:
+            raise ValueError(f"inconsistent width lists in model: {widths} vs {m.widths}")
+    return widths
+
+
+def _index_of(widths: tuple[float, ...], width: float) -> int:
+    for i, w in enumerate(widths):
+        if math.isclose(w, float(width), abs_tol=1e-9):
+            return i
+    raise ValueError(f"width {width} is not supported; allowed widths: {list(widths)}")
+
+
+def set_width(model: nn.Module, width: float) -> None:
+    """Switch every slimmable layer of ``model`` (any wrapper, e.g. DDP) to ``width``."""
+    index = _index_of(get_widths(model), width)
+    for m in _slimmable_modules(model):
+        m.width_index = index
+
+
+def get_width(model: nn.Module) -> float:
+    """The width ``model`` currently runs at."""
+    mods = _slimmable_modules(model)
+    indices = {m.width_index for m in mods}
+    if len(indices) != 1:
+        raise RuntimeError("slimmable layers are at different widths; call set_width(model, w)")
+    return mods[0].widths[indices.pop()]
+
+
+@contextmanager
+def width_scope(model: nn.Module, width: float) -> Iterator[nn.Module]:
+    """Run ``model`` at ``width`` inside the block, restoring the previous width afterwards."""
+    previous = get_width(model)
+    set_width(model, width)
+    try:
+        yield model
+    finally:
+        set_width(model, previous)

@@ -1,0 +1,67 @@
+"""The stock Detectron2 config that a slimmable config equals at one width.
+
+A slimmable model at width ``w`` is, by definition, the stock Detectron2 model built from
+``stock_config(cfg, w)`` whose every weight is the leading slice of the slimmable weight.
+"""
+from __future__ import annotations
+
+from detectron2.config import CfgNode
+
+from ..config import validate_slimmable_config
+
+__all__ = ["stock_config", "register_stock_name", "stock_name"]
+
+# Registered slimdet component name -> the stock Detectron2 component it slims.
+_STOCK_NAMES: dict[str, str] = {}
+
+
+def register_stock_name(slim_name: str, stock: str) -> None:
+    """Declare that the registered component ``slim_name`` is the slimmable ``stock``."""
+    _STOCK_NAMES[slim_name] = stock
+
+
+def stock_name(name: str) -> str:
+    """Stock Detectron2 name of a registered component (itself if it is not a slimdet one)."""
+    return _STOCK_NAMES.get(name, name)
+
+
+def _map_names(node: CfgNode) -> None:
+    for key, value in node.items():
+        if isinstance(value, CfgNode):
+            _map_names(value)
+        elif isinstance(value, str) and value in _STOCK_NAMES:
+            node[key] = _STOCK_NAMES[value]
+
+
+def _scale(value: int, width: float) -> int:
+    return int(value * width)
+
+
+def stock_config(cfg: CfgNode, width: float) -> CfgNode:
+    """Stock Detectron2 config (no ``MODEL.SLIMMABLE``, stock component names) at ``width``.
+
+    Scales ``RESNETS.STEM_OUT_CHANNELS``, ``RES2_OUT_CHANNELS``, ``WIDTH_PER_GROUP`` and
+    ``FPN.OUT_CHANNELS`` by ``int(C * width)``; with ``SLIM_HEADS`` also the ROI heads' hidden
+    dims. ``NUM_GROUPS`` stays fixed.
+    """
+    validate_slimmable_config(cfg)
+    if width not in cfg.MODEL.SLIMMABLE.WIDTHS:
+        raise ValueError(f"width {width} is not supported; allowed widths: "
+                         f"{list(cfg.MODEL.SLIMMABLE.WIDTHS)}")
+    out = cfg.clone()
+    out.defrost()
+    m = out.MODEL
+    slim_heads = m.SLIMMABLE.SLIM_HEADS
+    del m["SLIMMABLE"]
+    _map_names(m)
+    m.RESNETS.STEM_OUT_CHANNELS = _scale(m.RESNETS.STEM_OUT_CHANNELS, width)
+    m.RESNETS.RES2_OUT_CHANNELS = _scale(m.RESNETS.RES2_OUT_CHANNELS, width)
+    m.RESNETS.WIDTH_PER_GROUP = _scale(m.RESNETS.WIDTH_PER_GROUP, width)
+    m.FPN.OUT_CHANNELS = _scale(m.FPN.OUT_CHANNELS, width)
+    if slim_heads:
+        m.ROI_BOX_HEAD.FC_DIM = _scale(m.ROI_BOX_HEAD.FC_DIM, width)
+        m.ROI_BOX_HEAD.CONV_DIM = _scale(m.ROI_BOX_HEAD.CONV_DIM, width)
+        m.ROI_MASK_HEAD.CONV_DIM = _scale(m.ROI_MASK_HEAD.CONV_DIM, width)
+        m.ROI_KEYPOINT_HEAD.CONV_DIMS = tuple(_scale(c, width) for c in m.ROI_KEYPOINT_HEAD.CONV_DIMS)
+    out.freeze()
+    return out
