@@ -3,8 +3,9 @@
 Importing ``slimdet`` registers its backbones and heads with Detectron2's registries.
 """
 from .config import add_slimmable_config
-from .layers import get_width, get_widths, set_width, width_scope
+from . import data  # registers the synthetic datasets
+from .layers import get_width, get_widths, set_width, width_key, width_scope
 from .modeling import stock_config
 
 __all__ = ["add_slimmable_config", "get_width", "get_widths", "set_width", "width_scope",
-           "stock_config"]
+           "width_key", "stock_config"]

@@ -45,8 +45,9 @@ def norm_at_channels(norm: nn.Module, channels: int) -> nn.Module:
                         f"supported: FrozenBN, BN, SyncBN, GN")
     new = new.to(device=_device_of(norm))
     with torch.no_grad():
-        new_state = new.state_dict()
-        for key, value in norm.state_dict().items():
+        old_state, new_state = norm.state_dict(), new.state_dict()
+        for key in new_state.keys() & old_state.keys():
+            value = old_state[key]
             new_state[key] = value if value.dim() == 0 else value[:channels].clone()
         new.load_state_dict(new_state)
     new.train(norm.training)

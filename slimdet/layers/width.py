@@ -7,7 +7,7 @@ from typing import Iterator, Sequence
 
 from torch import nn
 
-__all__ = ["SlimmableModule", "set_width", "get_width", "get_widths", "width_scope"]
+__all__ = ["SlimmableModule", "set_width", "get_width", "get_widths", "width_scope", "width_key"]
 
 
 class SlimmableModule:
@@ -78,3 +78,8 @@ def width_scope(model: nn.Module, width: float) -> Iterator[nn.Module]:
         yield model
     finally:
         set_width(model, previous)
+
+
+def width_key(width: float) -> str:
+    """Name of a width in logs and results, e.g. ``w0.25``."""
+    return f"w{width:g}"

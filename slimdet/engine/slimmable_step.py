@@ -1,0 +1,81 @@
+"""One slimmable training step: every width's forward/backward on the same batch, one update.
+
+Gradients of all widths accumulate locally; under DDP they are all-reduced once per iteration
+(after the last width), not once per width. Per-width norms get gradients from one width only,
+which DDP's own reducer cannot express (it expects the same parameters in every synced
+backward), so the step runs every width under ``no_sync`` and averages gradients itself.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from typing import Callable, ContextManager, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..layers import set_width
+
+__all__ = ["forward_backward_widths", "all_reduce_gradients"]
+
+
+def forward_backward_widths(
+    model: nn.Module,
+    data: list,
+    widths: Sequence[float],
+    backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
+    autocast: Callable[[], ContextManager] = nullcontext,
+) -> dict[float, dict[str, torch.Tensor]]:
+    """For each width, widest first: switch, forward, check the losses, backward.
+
+    Only one width's graph is alive at a time. Gradients accumulate in ``.grad``; the caller
+    zeroes them before and steps the optimizer after. Returns each width's detached losses.
+    Leaves the model at the widest width.
+    """
+    no_sync = model.no_sync if isinstance(model, DistributedDataParallel) else nullcontext
+    losses_per_width = {}
+    for width in sorted(widths, reverse=True):
+        set_width(model, width)
+        with no_sync():
+            with autocast():
+                loss_dict = model(data)
+                total = sum(loss_dict.values())
+            if not math.isfinite(total.item()):
+                bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
+                raise FloatingPointError(f"non-finite loss at width {width}: {bad}")
+            backward(total)
+        losses_per_width[width] = {k: v.detach() for k, v in loss_dict.items()}
+    set_width(model, max(widths))
+    return losses_per_width
+
+
+def all_reduce_gradients(model: nn.Module) -> None:
+    """Average ``.grad`` over processes in one flat all-reduce per dtype.
+
+    A parameter without a gradient on this process but with one elsewhere takes part with
+    zeros, so every process applies the same averaged gradient.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    device = params[0].device
+    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=device)
+    dist.all_reduce(has_grad)
+    for p, anywhere in zip(params, has_grad.tolist()):
+        if anywhere and p.grad is None:
+            p.grad = torch.zeros_like(p)
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for p in params:
+        if p.grad is not None:
+            by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
+    world = dist.get_world_size()
+    for grads in by_dtype.values():
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset: offset + g.numel()].view_as(g))
+            offset += g.numel()

@@ -1,0 +1,131 @@
+"""Detectron2 training loops and trainer that train every width on every iteration."""
+from __future__ import annotations
+
+import os
+import time
+import weakref
+from collections import OrderedDict
+from contextlib import nullcontext
+from typing import Sequence
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluator
+from detectron2.utils import comm
+from detectron2.utils.events import get_event_storage
+from torch import nn
+
+from ..checkpoint import SlimmableCheckpointer
+from ..config import validate_slimmable_config
+from ..evaluation import evaluate_widths
+from ..layers import width_key
+from .slimmable_step import all_reduce_gradients, forward_backward_widths
+
+__all__ = ["SlimmableSimpleTrainer", "SlimmableAMPTrainer", "SlimmableTrainer"]
+
+
+class _SlimmableStep:
+    """``run_step`` for Detectron2's loops: all widths on one batch, one optimizer step.
+
+    Logs every width's losses as ``w0.25/loss_cls`` (and ``w0.25/total_loss``) plus the
+    ``total_loss`` summed over widths, which is what the optimizer minimises.
+    """
+
+    widths: tuple[float, ...]
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def _optimizer_step(self) -> None:
+        self.optimizer.step()
+
+    def _autocast(self):
+        return nullcontext()
+
+    def run_step(self) -> None:
+        assert self.model.training, f"[{type(self).__name__}] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(self._data_loader_iter)
+        data_time = time.perf_counter() - start
+
+        self.optimizer.zero_grad()
+        per_width = forward_backward_widths(self.model, data, self.widths, self._backward,
+                                            self._autocast)
+        all_reduce_gradients(self.model)
+        self.after_backward()
+        self._write_width_metrics(per_width, data_time)
+        self._optimizer_step()
+
+    def _write_width_metrics(self, per_width: dict[float, dict[str, torch.Tensor]],
+                             data_time: float) -> None:
+        for width, loss_dict in per_width.items():
+            prefix = f"{width_key(width)}/"
+            self._write_metrics({prefix + k: v for k, v in loss_dict.items()}, data_time, prefix)
+        storage = get_event_storage()
+        latest = storage.latest()
+        totals = [latest.get(f"{width_key(w)}/total_loss") for w in per_width]
+        if comm.is_main_process() and all(t is not None and t[1] == self.iter for t in totals):
+            storage.put_scalar("total_loss", sum(t[0] for t in totals))
+
+
+class SlimmableSimpleTrainer(_SlimmableStep, SimpleTrainer):
+    """``SimpleTrainer`` that visits ``widths`` on every iteration."""
+
+    def __init__(self, model: nn.Module, data_loader, optimizer, widths: Sequence[float], **kwargs):
+        super().__init__(model, data_loader, optimizer, **kwargs)
+        self.widths = tuple(widths)
+
+
+class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
+    """``AMPTrainer`` (CUDA mixed precision, gradient scaling) that visits ``widths``."""
+
+    def __init__(self, model: nn.Module, data_loader, optimizer, widths: Sequence[float], **kwargs):
+        super().__init__(model, data_loader, optimizer, **kwargs)
+        self.widths = tuple(widths)
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=self.precision)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        self.grad_scaler.scale(loss).backward()
+
+    def _optimizer_step(self) -> None:
+        self.grad_scaler.step(self.optimizer)
+        self.grad_scaler.update()
+
+
+class SlimmableTrainer(DefaultTrainer):
+    """``DefaultTrainer`` for slimmable models: every ``TRAIN_WIDTHS`` width on every
+    iteration, checkpoints through ``SlimmableCheckpointer``, and evaluation at every
+    ``TEST_WIDTHS`` width (results keyed ``w0.25``, ... for the EvalHook and writers)."""
+
+    def __init__(self, cfg: CfgNode):
+        validate_slimmable_config(cfg)
+        super().__init__(cfg)
+
+    def build_hooks(self):
+        # DefaultTrainer.__init__ built the stock loop and checkpointer; swap both for the
+        # slimmable ones before the hooks (checkpointer, evaluation) capture them.
+        loop = self._trainer
+        loop_cls = SlimmableAMPTrainer if self.cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
+        self._trainer = loop_cls(loop.model, loop.data_loader, loop.optimizer,
+                                 widths=self.cfg.MODEL.SLIMMABLE.TRAIN_WIDTHS)
+        self.checkpointer = SlimmableCheckpointer(loop.model, self.cfg.OUTPUT_DIR,
+                                                  trainer=weakref.proxy(self))
+        return super().build_hooks()
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None):
+        return COCOEvaluator(dataset_name, output_dir=output_folder)
+
+    @classmethod
+    def test(cls, cfg: CfgNode, model: nn.Module,
+             evaluators: list[DatasetEvaluator] | None = None) -> OrderedDict:
+        """COCO evaluation at every ``MODEL.SLIMMABLE.TEST_WIDTHS`` width."""
+        def run(width: float, output_folder: str) -> dict:
+            evals = evaluators or [cls.build_evaluator(cfg, name, os.path.join(output_folder, name))
+                                   for name in cfg.DATASETS.TEST]
+            return DefaultTrainer.test(cfg, model, evals)
+
+        return evaluate_widths(cfg, model, run, cls.build_test_loader)

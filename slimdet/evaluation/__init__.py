@@ -1,0 +1,5 @@
+"""Per-width COCO evaluation and its summary."""
+from .plot import plot_ap_vs_flops
+from .width_evaluation import evaluate_widths, model_gflops, summarize
+
+__all__ = [k for k in globals() if not k.startswith("_")]

@@ -1,0 +1,95 @@
+"""Evaluate a slimmable model at every test width and summarise AP against FLOPs."""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections import OrderedDict
+from typing import Callable
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.evaluation.evaluator import inference_context
+from detectron2.utils import comm
+from detectron2.utils.analysis import FlopCountAnalysis
+from tabulate import tabulate
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..layers import width_key, width_scope
+
+__all__ = ["evaluate_widths", "summarize", "model_gflops"]
+
+logger = logging.getLogger(__name__)
+
+# (column title, task, metric) of the summary table; tasks the model lacks are left out.
+COLUMNS = [("box AP", "bbox", "AP"), ("AP50", "bbox", "AP50"), ("AP75", "bbox", "AP75"),
+           ("mask AP", "segm", "AP"), ("keypoint AP", "keypoints", "AP")]
+
+
+def model_gflops(model: nn.Module, inputs: list[dict]) -> float:
+    """Inference GFLOPs (fvcore; one multiply-add counts as one flop) on ``inputs``."""
+    with inference_context(model), torch.no_grad():
+        counter = FlopCountAnalysis(model, inputs)
+        counter.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        return counter.total() / 1e9
+
+
+def _task_results(results: dict) -> dict:
+    """The ``{task: metrics}`` of the first dataset (DefaultTrainer.test nests by dataset name
+    when there are several)."""
+    if any(task in results for _, task, _ in COLUMNS):
+        return results
+    return next(iter(results.values()), {})
+
+
+def summarize(results: "OrderedDict[str, dict]", gflops: dict[str, float]) -> list[dict]:
+    """One row per width: AP metrics and GFLOPs."""
+    rows = []
+    for key, res in results.items():
+        tasks = _task_results(res)
+        row = {"width": float(key[1:]), "GFLOPs": round(gflops.get(key, float("nan")), 3)}
+        for title, task, metric in COLUMNS:
+            if task in tasks:
+                row[title] = round(float(tasks[task].get(metric, float("nan"))), 2)
+        rows.append(row)
+    return rows
+
+
+def evaluate_widths(cfg: CfgNode, model: nn.Module,
+                    run: Callable[[float, str], dict],
+                    build_test_loader: Callable[[CfgNode, str], object]) -> "OrderedDict[str, dict]":
+    """Call ``run(width, output_folder)`` at every ``TEST_WIDTHS`` width and report.
+
+    Returns results keyed ``w0.25``, ... (flattened by Detectron2's EvalHook into
+    ``w0.25/bbox/AP`` scalars). On the main process, logs a table of AP and GFLOPs per width
+    and writes it to ``OUTPUT_DIR/per_width_results.{json,csv}``.
+    """
+    net = model.module if isinstance(model, DistributedDataParallel) else model
+    widths = list(cfg.MODEL.SLIMMABLE.TEST_WIDTHS)
+    results: OrderedDict[str, dict] = OrderedDict()
+    gflops: dict[str, float] = {}
+    sample = None
+    if comm.is_main_process() and cfg.DATASETS.TEST:
+        sample = [next(iter(build_test_loader(cfg, cfg.DATASETS.TEST[0])))[0]]
+    for width in widths:
+        with width_scope(net, width):
+            folder = os.path.join(cfg.OUTPUT_DIR, "inference", width_key(width))
+            results[width_key(width)] = run(width, folder)
+            if sample is not None:
+                gflops[width_key(width)] = model_gflops(net, sample)
+    if comm.is_main_process():
+        rows = summarize(results, gflops)
+        logger.info("Per-width results (GFLOPs on a %s test image):\n%s",
+                    "x".join(map(str, sample[0]["image"].shape[1:])) if sample else "?",
+                    tabulate(rows, headers="keys", tablefmt="pipe", floatfmt=".2f"))
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        path = os.path.join(cfg.OUTPUT_DIR, "per_width_results")
+        with open(path + ".json", "w") as f:
+            json.dump({"rows": rows, "results": results}, f, indent=2)
+        with open(path + ".csv", "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return results

@@ -1,0 +1,44 @@
+#!/usr/bin/env python
+"""Train and evaluate slimmable detectors (Detectron2's train_net flags).
+
+    tools/train_net.py --config-file configs/COCO/slim_mask_rcnn_R50_FPN.yaml --num-gpus 8
+    tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
+"""
+from detectron2.config import get_cfg
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+import slimdet
+from slimdet.checkpoint import SlimmableCheckpointer
+from slimdet.engine import SlimmableTrainer
+
+
+def setup(args):
+    cfg = get_cfg()
+    slimdet.add_slimmable_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="slimdet")
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = SlimmableTrainer.build_model(cfg)
+        SlimmableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume)
+        return SlimmableTrainer.test(cfg, model)
+    trainer = SlimmableTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
