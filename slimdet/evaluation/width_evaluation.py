@@ -66,12 +66,14 @@ def evaluate_widths(cfg: CfgNode, model: nn.Module,
     ``w0.25/bbox/AP`` scalars). On the main process, logs a table of AP and GFLOPs per width
     and writes it to ``OUTPUT_DIR/per_width_results.{json,csv}``.
     """
+    if not cfg.DATASETS.TEST:
+        return OrderedDict()
     net = model.module if isinstance(model, DistributedDataParallel) else model
     widths = list(cfg.MODEL.SLIMMABLE.TEST_WIDTHS)
     results: OrderedDict[str, dict] = OrderedDict()
     gflops: dict[str, float] = {}
     sample = None
-    if comm.is_main_process() and cfg.DATASETS.TEST:
+    if comm.is_main_process():
         sample = [next(iter(build_test_loader(cfg, cfg.DATASETS.TEST[0])))[0]]
     for width in widths:
         with width_scope(net, width):

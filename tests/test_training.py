@@ -1,0 +1,201 @@
+"""Slimmable training: every width per iteration, evaluation per width, resume and DDP."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+from torch import nn
+
+import slimdet
+from conftest import REPO, WIDTHS
+from slimdet.data.datasets import register_synthetic
+from slimdet.data.synthetic import generate
+from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
+from slimdet.layers import SlimLinear, SwitchableNorm
+
+# Settings under which a training step has no randomness left: every anchor and every proposal
+# is sampled (only their order is random) and every image gets the same number of proposals,
+# so per-image loss normalisers are equal and no augmentation is drawn.
+DETERMINISTIC = ["MODEL.RPN.BATCH_SIZE_PER_IMAGE", 4096, "MODEL.RPN.POST_NMS_TOPK_TRAIN", 16,
+                 "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 512, "INPUT.RANDOM_FLIP", "none"]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate(str(root), num_train=4, num_val=4, image_size=64, seed=0)
+    register_synthetic(str(root), prefix="tiny")
+    return root
+
+
+def _cfg(output_dir, *opts):
+    cfg = get_cfg()
+    slimdet.add_slimmable_config(cfg)
+    cfg.merge_from_file(str(REPO / "configs" / "Synthetic" / "slim_mask_rcnn_R18_FPN.yaml"))
+    cfg.merge_from_list([
+        "DATASETS.TRAIN", ("tiny_instances_train",), "DATASETS.TEST", ("tiny_instances_val",),
+        "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64,
+        "INPUT.MAX_SIZE_TEST", 64, "SOLVER.IMS_PER_BATCH", 4, "SOLVER.BASE_LR", 0.01,
+        "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", (), "DATALOADER.NUM_WORKERS", 0,
+        "MODEL.FPN.OUT_CHANNELS", 64, "MODEL.ROI_BOX_HEAD.FC_DIM", 64, "SEED", 1,
+        "OUTPUT_DIR", str(output_dir), *opts])
+    return cfg
+
+
+def _metrics(output_dir):
+    with open(os.path.join(output_dir, "metrics.json")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_train_every_width_then_evaluate_every_width(tiny_data, tmp_path):
+    cfg = _cfg(tmp_path, "SOLVER.MAX_ITER", 3, "TEST.EVAL_PERIOD", 3)
+    trainer = SlimmableTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+
+    history = trainer.storage.histories()
+    for width in WIDTHS:
+        for loss in ("loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc"):
+            values = [v for v, _ in history[f"{slimdet.width_key(width)}/{loss}"].values()]
+            assert len(values) == 3 and all(map(math.isfinite, values)), (width, loss, values)
+    totals = [history[f"{slimdet.width_key(w)}/total_loss"].latest() for w in WIDTHS]
+    assert history["total_loss"].latest() == pytest.approx(sum(totals), rel=1e-5)
+
+    after = trainer.model.state_dict()
+    sd_key = "backbone.bottom_up.res3.0.conv1.norm.{}.weight"
+    for i in range(len(WIDTHS)):  # every width's own norm was trained
+        assert not torch.equal(before[sd_key.format(i)], after[sd_key.format(i)])
+    assert not torch.equal(before["roi_heads.box_head.fc1.weight"], after["roi_heads.box_head.fc1.weight"])
+
+    eval_row = next(m for m in _metrics(tmp_path) if "w0.25/bbox/AP" in m)  # EvalHook scalars per width
+    assert all(f"{slimdet.width_key(w)}/segm/AP" in eval_row for w in WIDTHS)
+    with open(tmp_path / "per_width_results.json") as f:
+        rows = json.load(f)["rows"]
+    assert [r["width"] for r in rows] == WIDTHS
+    assert all({"box AP", "AP50", "AP75", "mask AP", "GFLOPs"} <= r.keys() for r in rows)
+    gflops = [r["GFLOPs"] for r in rows]
+    assert gflops == sorted(gflops) and gflops[0] < gflops[-1] / 4  # narrow is really cheaper
+    assert (tmp_path / "per_width_results.csv").read_text().startswith("width,GFLOPs,box AP")
+
+
+class _Toy(nn.Module):
+    """Slimmable toy whose loss is NaN at width 0.5."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = SlimLinear((0.5, 1.0), [4, 8], [1, 1])
+        self.norm = SwitchableNorm.from_norm(nn.BatchNorm1d(8), (0.5, 1.0), [4, 8])
+
+    def forward(self, x):
+        x = x[:, : self.fc.in_channels_list[self.fc.width_index]]
+        loss = self.fc(self.norm(x)).mean()
+        return {"loss_toy": loss / 0 * 0 if self.fc.width_index == 0 else loss}
+
+
+def test_non_finite_loss_names_width_and_loss():
+    with pytest.raises(FloatingPointError, match=r"non-finite loss at width 0.5: \{'loss_toy': nan\}"):
+        forward_backward_widths(_Toy(), torch.randn(4, 8), [0.5, 1.0])
+
+
+def test_single_train_width_trains_an_individual_model():
+    toy = _Toy()
+    forward_backward_widths(toy, torch.randn(4, 8), [1.0])
+    assert toy.norm[1].weight.grad is not None and toy.norm[0].weight.grad is None
+    assert toy.fc.weight.grad.abs().sum() > 0
+
+
+def test_resume_gives_the_same_weights_as_straight_training(tiny_data, tmp_path):
+    opts = ["SOLVER.MAX_ITER", 4, "SOLVER.CHECKPOINT_PERIOD", 2, "MODEL.MASK_ON", False,
+            "DATASETS.TEST", (),
+            "SOLVER.MOMENTUM", 0.9, *DETERMINISTIC]
+    straight = SlimmableTrainer(_cfg(tmp_path / "straight", *opts))
+    straight.resume_or_load(resume=False)
+    straight.train()
+
+    # An interrupted run: it had written the checkpoint after 2 iterations, then died.
+    resumed_dir = tmp_path / "resumed"
+    resumed_dir.mkdir()
+    shutil.copy(tmp_path / "straight" / "model_0000001.pth", resumed_dir)
+    (resumed_dir / "last_checkpoint").write_text("model_0000001.pth")
+    resumed = SlimmableTrainer(_cfg(resumed_dir, *opts))
+    resumed.resume_or_load(resume=True)
+    assert resumed.start_iter == 2
+    resumed.train()
+
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    errors = {k: (a[k].float() - b[k].float()).abs().max().item() for k in a}
+    assert max(errors.values()) < 1e-4, sorted(errors.items(), key=lambda kv: -kv[1])[:5]
+    momentum = straight.optimizer.state_dict()["state"]
+    assert len(momentum) == len(resumed.optimizer.state_dict()["state"]) > 0
+    assert straight.scheduler.get_last_lr() == resumed.scheduler.get_last_lr()
+
+
+def _ddp_batch():
+    """Two 64x64 images with two boxes each (one per process in the DDP run)."""
+    g = torch.Generator().manual_seed(0)
+    batch = []
+    for i in range(2):
+        inst = Instances((64, 64))
+        inst.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 30.0, 40.0], [28.0, 20.0, 60.0, 58.0]]) + i)
+        inst.gt_classes = torch.tensor([i, 2])
+        batch.append({"image": torch.rand(3, 64, 64, generator=g) * 255, "instances": inst,
+                      "height": 64, "width": 64})
+    return batch
+
+
+def _ddp_cfg():
+    cfg = _cfg("/tmp/unused", "MODEL.MASK_ON", False, "MODEL.ROI_BOX_HEAD.NORM", "",
+               *DETERMINISTIC)
+    return cfg
+
+
+def _one_step(model, data, world_size):
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = SlimmableSimpleTrainer(model, [data], opt, widths=WIDTHS)
+    with EventStorage(0):
+        trainer.run_step()
+
+
+def _ddp_worker(rank, init_file, weights, out):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    torch.set_num_threads(1)
+    model = build_model(_ddp_cfg())
+    model.load_state_dict(torch.load(weights))
+    ddp = nn.parallel.DistributedDataParallel(model)
+    _one_step(ddp, [_ddp_batch()[rank]], 2)
+    if rank == 0:
+        torch.save(model.state_dict(), out)
+    dist.destroy_process_group()
+
+
+def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(_ddp_cfg())
+    weights = tmp_path / "init.pth"
+    torch.save(model.state_dict(), weights)
+
+    mp.start_processes(_ddp_worker, args=(str(tmp_path / "init"), str(weights),
+                                          str(tmp_path / "ddp.pth")), nprocs=2, start_method="spawn")
+    _one_step(model, _ddp_batch(), 1)
+
+    ddp_sd, single_sd = torch.load(tmp_path / "ddp.pth"), model.state_dict()
+    init = torch.load(weights)
+    params = dict(model.named_parameters())
+    moved = [k for k in params if not torch.equal(init[k], single_sd[k])]
+    assert any(".norm.0." in k for k in moved) and any(".norm.3." in k for k in moved)
+    for k in params:  # every parameter, including each width's own norms
+        err = (ddp_sd[k] - single_sd[k]).abs().max().item()
+        scale = (single_sd[k] - init[k]).abs().max().item()
+        rounding = 4 * torch.finfo(torch.float32).eps * init[k].abs().max().item()
+        assert err <= 1e-4 * scale + rounding, (k, err, scale)
