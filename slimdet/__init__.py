@@ -6,6 +6,7 @@ from .config import add_slimmable_config
 from . import data  # registers the synthetic datasets
 from .layers import get_width, get_widths, set_width, width_key, width_scope
 from .modeling import stock_config
+from .export import export_at_width
 
 __all__ = ["add_slimmable_config", "get_width", "get_widths", "set_width", "width_scope",
-           "width_key", "stock_config"]
+           "width_key", "stock_config", "export_at_width"]

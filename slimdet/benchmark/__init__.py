@@ -1,0 +1,9 @@
+"""Per-width cost measurement: FLOPs, latency, peak memory, training iteration; reports."""
+from .flops import gflops_by_part
+from .inputs import random_images, random_training_batch
+from .memory import with_peak_memory
+from .report import format_tables, load_eval_ap, plot_widths
+from .timing import Timing, time_interleaved
+from .widths import FIXED_WORK_OPTS, benchmark_widths
+
+__all__ = [k for k in globals() if not k.startswith("_")]

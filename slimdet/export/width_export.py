@@ -1,0 +1,81 @@
+"""Export one width of a slimmable model as a plain Detectron2 config and model.
+
+Why: a model deployed at one width needs nothing of slimdet (no full weights, no slicing, no
+per-width norms) and then works with every Detectron2 tool. The exported model is
+``build_model(stock_config(cfg, w))`` holding contiguous copies of the leading weight slices and of
+width ``w``'s own norms, i.e. exactly the network the slimmable model runs at ``w``.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import torch
+from detectron2.config import CfgNode
+from detectron2.modeling import build_model
+from torch import nn
+
+from ..checkpoint.state_dict import switchable_norm_prefixes
+from ..layers import get_widths
+from ..modeling.stock_config import stock_config
+
+__all__ = ["export_at_width", "width_state_dict"]
+
+
+def export_at_width(cfg: CfgNode, model: nn.Module, width: float) -> tuple[CfgNode, nn.Module]:
+    """Stock Detectron2 config and model equal to the slimmable ``model`` (built from ``cfg``) at
+    ``width``. ``model``'s active width is left unchanged; the copy is in ``model``'s train/eval
+    mode, on ``cfg.MODEL.DEVICE``.
+
+    Raises ``ValueError`` for a width ``cfg`` does not list, and for widths plain Detectron2
+    cannot build (narrow R18/R34, GroupNorm layers whose channels are not a multiple of 32).
+    """
+    cfg_w = stock_config(cfg, width)
+    if tuple(float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS) != get_widths(model):
+        raise ValueError(f"model has widths {list(get_widths(model))} but cfg lists "
+                         f"{list(cfg.MODEL.SLIMMABLE.WIDTHS)}; pass the config it was built from")
+    _check_detectron2_can_build(cfg_w, model, width)
+    model_w = build_model(cfg_w)
+    model_w.load_state_dict(width_state_dict(model, width, model_w.state_dict()))
+    return cfg_w, model_w.train(model.training)
+
+
+def _check_detectron2_can_build(cfg_w: CfgNode, model: nn.Module, width: float) -> None:
+    resnets = cfg_w.MODEL.RESNETS
+    if resnets.DEPTH in (18, 34) and resnets.RES2_OUT_CHANNELS != 64:
+        raise ValueError(
+            f"cannot export width {width}: plain Detectron2 builds R{resnets.DEPTH} only with "
+            f"MODEL.RESNETS.RES2_OUT_CHANNELS = 64, but this width has {resnets.RES2_OUT_CHANNELS} "
+            "(slimdet assembles narrow R18/R34 itself, which Detectron2's build_model cannot)")
+    index = get_widths(model).index(float(width))
+    for name, norms in switchable_norm_prefixes(model).items():
+        norm, full = norms[index], norms[norms.widths.index(max(norms.widths))]
+        if isinstance(norm, nn.GroupNorm) and norm.num_groups != full.num_groups:
+            raise ValueError(
+                f"cannot export width {width}: layer {name} has {norm.num_channels} channels, "
+                f"not a multiple of the {full.num_groups} GroupNorm groups plain Detectron2 uses "
+                f"(slimdet uses gcd({full.num_groups}, {norm.num_channels}) = {norm.num_groups})")
+
+
+def width_state_dict(model: nn.Module, width: float,
+                     targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The slimmable ``model``'s state at ``width`` in stock layout, one entry per key of
+    ``targets`` (a stock model's state dict): the leading slice of the shared tensor shaped like
+    the target, or of the width's own norm for switchable norms."""
+    index = get_widths(model).index(float(width))
+    norms = switchable_norm_prefixes(model)
+    source = model.state_dict()
+    out = {}
+    for key, target in targets.items():
+        prefix, _, name = key.rpartition(".")
+        source_key = f"{prefix}.{index}.{name}" if prefix in norms else key
+        if source_key not in source:
+            raise ValueError(f"stock key {key} has no slimmable counterpart {source_key}; was the "
+                             "model built from this config?")
+        value = source[source_key]
+        if value.dim():
+            value = value[tuple(slice(0, s) for s in target.shape)]
+        if value.shape != target.shape:
+            raise ValueError(f"{key}: slimmable tensor {tuple(source[source_key].shape)} has no "
+                             f"leading slice of the stock shape {tuple(target.shape)}")
+        out[key] = value
+    return out

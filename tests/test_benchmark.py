@@ -1,0 +1,79 @@
+"""Smoke run of tools/benchmark_widths.py on a tiny input, and its helpers' contracts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conftest import REPO, WIDTHS
+from slimdet.benchmark import load_eval_ap, time_interleaved, with_peak_memory
+from test_export import _tool
+
+CONFIGS = REPO / "configs" / "COCO"
+
+
+def test_benchmark_tool_reports_every_width(tmp_path):
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps({f"w{w:g}": {"bbox": {"AP": 10 * w}} for w in WIDTHS}))
+    _tool("benchmark_widths").main([
+        "--config-file", str(CONFIGS / "slim_faster_rcnn_R50_FPN_slim_heads.yaml"),
+        "--input-size", "64", "96", "--repeats", "1", "--warmup", "0", "--train-repeats", "1",
+        "--train-images", "1", "--box-candidates", "200",
+        "--output", str(tmp_path), "--eval-json", str(eval_json),
+        "MODEL.RPN.POST_NMS_TOPK_TEST", "20", "TEST.DETECTIONS_PER_IMAGE", "5",
+        "MODEL.RPN.POST_NMS_TOPK_TRAIN", "50", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32"])
+
+    result = json.loads((tmp_path / "benchmark.json").read_text())
+    assert (tmp_path / "benchmark.png").stat().st_size > 0
+    assert sorted(map(float, result["widths"])) == WIDTHS
+    for r in result["widths"].values():
+        assert set(r["gflops"]) == {"backbone", "fpn", "rpn", "roi_heads", "total"}
+        assert r["params_m"] > 0 and r["gflops"]["total"] > 0
+        for model in ("slim", "stock", "exported"):
+            assert r["latency_ms"][model]["median"] > 0 and r["peak_memory_mb"][model] > 0
+            work = r["work"][model]
+            assert work["proposals"] == 20 and work["detections"] == 5
+            assert 190 <= work["box_candidates"] <= 200  # 200 unless scores tie at the threshold
+        assert set(r["latency_ratio"]) == {"slim/stock", "exported/stock"}
+    narrow, full = result["widths"]["0.25"], result["widths"]["1"]
+    assert narrow["params_m"] < full["params_m"] / 8
+    assert narrow["gflops"]["backbone"] < full["gflops"]["backbone"] / 8
+    train = result["train"]
+    assert set(train["latency_ms"]) == {"all", "0.25", "0.5", "0.75", "1"}
+    assert train["time_ratio"] > 0 and train["memory_ratio_vs_widest"] >= 1 - 1e-6
+    summary = result["summary"]
+    assert summary["ideal_ratio"]["0.25"] == pytest.approx(0.0625)
+    assert set(summary["backbone_fpn_gflops_ratio"]) == set(result["widths"])
+
+
+@pytest.mark.parametrize("key", ["0.5", "w0.5"])
+def test_eval_json_keys_with_or_without_prefix(tmp_path, key):
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps({"results": {key: {"bbox": {"AP": 30.0}, "segm": {"AP": 27.5}}}}))
+    assert load_eval_ap(str(path)) == {0.5: {"bbox": 30.0, "segm": 27.5}}
+
+
+def test_peak_memory_counts_tensors_alive_together_on_cpu():
+    x = torch.ones(1024, 1024)  # allocated before: not counted
+
+    def two_temporaries():
+        a = x * 2
+        b = a * 2  # a and b alive together: 8 MiB
+        del a
+        return (b * 2).sum()  # b and the product: 8 MiB again
+
+    _, peak = with_peak_memory(two_temporaries, torch.device("cpu"))
+    assert peak >= 2 * x.nbytes and peak < 2 * x.nbytes + 4096
+
+
+def test_interleaved_timing_runs_every_callable_warmup_plus_repeats_times():
+    calls = {"a": 0, "b": 0}
+
+    def bump(name):
+        calls[name] += 1
+
+    timings = time_interleaved({k: (lambda k=k: bump(k)) for k in calls}, repeats=3, warmup=2,
+                               device=torch.device("cpu"))
+    assert calls == {"a": 5, "b": 5}
+    assert all(t.repeats == 3 and t.min <= t.median <= t.max for t in timings.values())
