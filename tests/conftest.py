@@ -34,20 +34,26 @@ def leading_slice(src: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return src[tuple(slice(0, s) for s in shape)] if src.dim() else src
 
 
-def stock_model_at(cfg: CfgNode, model: torch.nn.Module, width: float) -> torch.nn.Module:
-    """Stock Detectron2 model of ``stock_config(cfg, width)`` holding leading slices of the
-    slimmable ``model``'s weights (norms from that width's own norm)."""
-    stock = build_model(slimdet.stock_config(cfg, width)).eval()
+def load_leading_slices(stock: torch.nn.Module, model: torch.nn.Module, width: float) -> None:
+    """Fill the stock module ``stock`` with the slimmable ``model``'s weights at ``width``: leading
+    slices of shared tensors, and that width's own norm for switchable norms. Written here,
+    independently of slimdet's export code, so the tests check it."""
     slim_sd = model.state_dict()
     norms = {n for n, m in model.named_modules() if isinstance(m, SwitchableNorm)}
-    index = WIDTHS.index(width) if list(cfg.MODEL.SLIMMABLE.WIDTHS) == WIDTHS else \
-        list(cfg.MODEL.SLIMMABLE.WIDTHS).index(width)
+    index = slimdet.get_widths(model).index(width)
     new_sd = {}
     for key, target in stock.state_dict().items():
         prefix, _, name = key.rpartition(".")
         src = slim_sd[f"{prefix}.{index}.{name}" if prefix in norms else key]
         new_sd[key] = leading_slice(src, target.shape).clone()
     stock.load_state_dict(new_sd)
+
+
+def stock_model_at(cfg: CfgNode, model: torch.nn.Module, width: float) -> torch.nn.Module:
+    """Stock Detectron2 model of ``stock_config(cfg, width)`` holding ``model``'s weights at
+    ``width`` (see ``load_leading_slices``)."""
+    stock = build_model(slimdet.stock_config(cfg, width)).eval()
+    load_leading_slices(stock, model, width)
     return stock
 
 

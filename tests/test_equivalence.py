@@ -10,7 +10,8 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 
 import slimdet
-from conftest import WIDTHS, image_inputs, randomize_norms, slim_cfg, stock_model_at
+from conftest import (WIDTHS, image_inputs, load_leading_slices, randomize_norms, slim_cfg,
+                      stock_model_at)
 from slimdet.modeling.backbone import build_stock_backbone
 
 ATOL = 1e-4
@@ -60,17 +61,10 @@ def test_backbone_features_equal_stock_at_every_width(variant):
     backbone = build_backbone(cfg).eval()
     randomize_norms(backbone)
     x = torch.randn(2, 3, 64, 96)
-    for i, width in enumerate(WIDTHS):
+    for width in WIDTHS:
         slimdet.set_width(backbone, width)
         stock = _stock_backbone_with_gn_rule(slimdet.stock_config(cfg, width)).eval()
-        sd = backbone.state_dict()
-        norms = {k.rsplit(".", 2)[0] for k in sd if ".norm." in k and k.rsplit(".", 2)[1].isdigit()}
-        new_sd = {}
-        for key, target in stock.state_dict().items():
-            prefix, _, name = key.rpartition(".")
-            src = sd[f"{prefix}.{i}.{name}" if prefix in norms else key]
-            new_sd[key] = src[tuple(slice(0, s) for s in target.shape)] if src.dim() else src
-        stock.load_state_dict(new_sd)
+        load_leading_slices(stock, backbone, width)
         with torch.no_grad():
             out, ref = backbone(x), stock(x)
         assert out.keys() == ref.keys()
