@@ -74,11 +74,13 @@ def test_own_checkpoint_round_trip(tmp_path):
 
 @pytest.mark.parametrize("stock_opts,slim_opts,message", [
     # deeper checkpoint: res4.6 ... res4.22 have no place in an R50
-    (("MODEL.RESNETS.DEPTH", 101), (), r"checkpoint keys not in the model:\n  backbone\.bottom_up\.res4\.(6|[1-2][0-9])\."),
+    (("MODEL.RESNETS.DEPTH", 101), (),
+     r"checkpoint keys not in the model:\n  backbone\.bottom_up\.res4\.(6|[1-2][0-9])\."),
     # shallower checkpoint: the R101 model's extra blocks would stay random
     ((), ("MODEL.RESNETS.DEPTH", 101), r"model keys missing from parts the checkpoint covers"),
     # other number of classes: the predictor does not fit
-    (("MODEL.ROI_HEADS.NUM_CLASSES", 3), (), r"mismatched shapes:\n  roi_heads\.box_predictor\.bbox_pred\.bias"),
+    (("MODEL.ROI_HEADS.NUM_CLASSES", 3), (),
+     r"mismatched shapes:\n  roi_heads\.box_predictor\.bbox_pred\.bias"),
 ])
 def test_checkpoint_that_does_not_fit_is_an_error(tmp_path, stock_opts, slim_opts, message):
     stock_cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", *stock_opts)

@@ -60,7 +60,8 @@ def test_inference_cache_follows_weight_updates():
         before = conv(x)
         conv.weight.mul_(2)  # in-place update bumps the version counter
         after = conv(x)
-    assert torch.allclose(after - conv.bias[:4, None, None], 2 * (before - conv.bias[:4, None, None]))
+    bias = conv.bias[:4, None, None]
+    assert torch.allclose(after - bias, 2 * (before - bias))
 
 
 def test_bn_training_updates_only_the_active_width_statistics():
@@ -75,7 +76,7 @@ def test_bn_training_updates_only_the_active_width_statistics():
                                   nn.GroupNorm(4, 8)])
 def test_switchable_norm_starts_from_leading_slice(norm):
     with torch.no_grad():
-        for name, t in list(norm.named_parameters()) + list(norm.named_buffers()):
+        for t in list(norm.parameters()) + list(norm.buffers()):
             if t.dim():
                 t.copy_(torch.arange(8.0) + 1)
     sw = SwitchableNorm.from_norm(norm, WIDTHS, [4, 8])
@@ -108,7 +109,8 @@ def test_set_width_get_width_scope_and_errors():
         assert slimdet.get_width(net) == 0.5
         assert all(m.width_index == 0 for m in net.modules() if hasattr(m, "width_index"))
     assert slimdet.get_width(net) == 1.0
-    with pytest.raises(ValueError, match=r"width 0\.3 is not supported; allowed widths: \[0\.5, 1\.0\]"):
+    with pytest.raises(ValueError,
+                       match=r"width 0\.3 is not supported; allowed widths: \[0\.5, 1\.0\]"):
         slimdet.set_width(net, 0.3)
     with pytest.raises(ValueError, match="has no slimmable layers"):
         slimdet.set_width(nn.Conv2d(1, 1, 1), 1.0)
@@ -121,8 +123,9 @@ def test_wrong_input_width_names_the_problem():
 
 
 def test_model_width_api_on_built_model_and_config_errors():
-    from conftest import slim_cfg
     from detectron2.modeling import build_model
+
+    from conftest import slim_cfg
 
     cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.DEPTH", 18,
                    "MODEL.RESNETS.RES2_OUT_CHANNELS", 64)

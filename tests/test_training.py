@@ -76,9 +76,11 @@ def test_train_every_width_then_evaluate_every_width(tiny_data, tmp_path):
     sd_key = "backbone.bottom_up.res3.0.conv1.norm.{}.weight"
     for i in range(len(WIDTHS)):  # every width's own norm was trained
         assert not torch.equal(before[sd_key.format(i)], after[sd_key.format(i)])
-    assert not torch.equal(before["roi_heads.box_head.fc1.weight"], after["roi_heads.box_head.fc1.weight"])
+    fc1 = "roi_heads.box_head.fc1.weight"
+    assert not torch.equal(before[fc1], after[fc1])
 
-    eval_row = next(m for m in _metrics(tmp_path) if "w0.25/bbox/AP" in m)  # EvalHook scalars per width
+    # EvalHook scalars per width
+    eval_row = next(m for m in _metrics(tmp_path) if "w0.25/bbox/AP" in m)
     assert all(f"{slimdet.width_key(w)}/segm/AP" in eval_row for w in WIDTHS)
     with open(tmp_path / "per_width_results.json") as f:
         rows = json.load(f)["rows"]
@@ -104,7 +106,8 @@ class _Toy(nn.Module):
 
 
 def test_non_finite_loss_names_width_and_loss():
-    with pytest.raises(FloatingPointError, match=r"non-finite loss at width 0.5: \{'loss_toy': nan\}"):
+    with pytest.raises(FloatingPointError,
+                       match=r"non-finite loss at width 0.5: \{'loss_toy': nan\}"):
         forward_backward_widths(_Toy(), torch.randn(4, 8), [0.5, 1.0])
 
 
@@ -185,8 +188,9 @@ def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path):
     weights = tmp_path / "init.pth"
     torch.save(model.state_dict(), weights)
 
-    mp.start_processes(_ddp_worker, args=(str(tmp_path / "init"), str(weights),
-                                          str(tmp_path / "ddp.pth")), nprocs=2, start_method="spawn")
+    mp.start_processes(_ddp_worker,
+                       args=(str(tmp_path / "init"), str(weights), str(tmp_path / "ddp.pth")),
+                       nprocs=2, start_method="spawn")
     _one_step(model, _ddp_batch(), 1)
 
     ddp_sd, single_sd = torch.load(tmp_path / "ddp.pth"), model.state_dict()

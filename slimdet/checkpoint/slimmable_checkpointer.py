@@ -83,7 +83,8 @@ class SlimmableCheckpointer(DetectionCheckpointer):
         unplaced = [k for k in aligned if k not in stock]
         unused = [k for k in unplaced if _IMAGENET_ONLY.fullmatch(k)]
         if unused:
-            self.logger.info(f"Dropping {unused} of the checkpoint: ImageNet-only, as in Detectron2")
+            self.logger.info(
+                f"Dropping {unused} of the checkpoint: ImageNet-only, as in Detectron2")
         unplaced = [k for k in unplaced if k not in unused]
         if unplaced:
             raise ValueError(

@@ -44,7 +44,7 @@ def _task_results(results: dict) -> dict:
     return next(iter(results.values()), {})
 
 
-def summarize(results: "OrderedDict[str, dict]", gflops: dict[str, float]) -> list[dict]:
+def summarize(results: OrderedDict[str, dict], gflops: dict[str, float]) -> list[dict]:
     """One row per width: AP metrics and GFLOPs."""
     rows = []
     for key, res in results.items():
@@ -59,7 +59,7 @@ def summarize(results: "OrderedDict[str, dict]", gflops: dict[str, float]) -> li
 
 def evaluate_widths(cfg: CfgNode, model: nn.Module,
                     run: Callable[[float, str], dict],
-                    build_test_loader: Callable[[CfgNode, str], object]) -> "OrderedDict[str, dict]":
+                    build_test_loader: Callable[[CfgNode, str], object]) -> OrderedDict[str, dict]:
     """Call ``run(width, output_folder)`` at every ``TEST_WIDTHS`` width and report.
 
     Returns results keyed ``w0.25``, ... (flattened by Detectron2's EvalHook into

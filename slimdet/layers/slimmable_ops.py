@@ -39,7 +39,8 @@ class _SlicedWeights(SlimmableModule):
             raise ValueError("need one input and one output channel count per width")
         for c_in, c_out in zip(in_channels_list, out_channels_list):
             if c_in % groups or c_out % groups:
-                raise ValueError(f"channels ({c_in} in, {c_out} out) not divisible by groups={groups}")
+                raise ValueError(
+                    f"channels ({c_in} in, {c_out} out) not divisible by groups={groups}")
         self.in_channels_list = tuple(int(c) for c in in_channels_list)
         self.out_channels_list = tuple(int(c) for c in out_channels_list)
         self._dense: dict[int, tuple[tuple[int, int], torch.Tensor, Optional[torch.Tensor]]] = {}
@@ -70,8 +71,9 @@ class _SlicedWeights(SlimmableModule):
         expected = self.in_channels_list[self.width_index]
         if x.dim() > 1 and x.shape[1] != expected:
             raise ValueError(
-                f"{type(self).__name__} at width {self.widths[self.width_index]} expects {expected} "
-                f"input channels, got {x.shape[1]}; switch the whole model with slimdet.set_width"
+                f"{type(self).__name__} at width {self.widths[self.width_index]} expects "
+                f"{expected} input channels, got {x.shape[1]}; switch the whole model with "
+                "slimdet.set_width"
             )
 
     def _apply(self, fn, *args, **kwargs):

@@ -74,7 +74,7 @@ class SwitchableNorm(SlimmableModule, nn.ModuleList):
 
     @classmethod
     def from_norm(cls, norm: nn.Module, widths: Sequence[float],
-                  channels_list: Sequence[int]) -> "SwitchableNorm":
+                  channels_list: Sequence[int]) -> SwitchableNorm:
         """Per-width copies of ``norm`` sliced to each width's channel count."""
         return cls(widths, [norm_at_channels(norm, c) for c in channels_list])
 

@@ -108,7 +108,7 @@ def _slimmify(module: nn.Module, references: Sequence[nn.Module], widths: Sequen
             return module  # same shape at every width: stays a stock layer
         with torch.device("meta"):  # parameters are replaced by the module's own below
             return _slim_layer(module, widths, list(ins), list(outs))
-    for pname, param in module.named_parameters(recurse=False):
+    for pname, _param in module.named_parameters(recurse=False):
         shapes = {tuple(ref.get_parameter(pname).shape) for ref in references}
         if len(shapes) > 1:
             raise TypeError(f"cannot slim {type(module).__name__}: parameter {pname!r} changes "

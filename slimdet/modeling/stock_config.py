@@ -62,6 +62,7 @@ def stock_config(cfg: CfgNode, width: float) -> CfgNode:
         m.ROI_BOX_HEAD.FC_DIM = _scale(m.ROI_BOX_HEAD.FC_DIM, width)
         m.ROI_BOX_HEAD.CONV_DIM = _scale(m.ROI_BOX_HEAD.CONV_DIM, width)
         m.ROI_MASK_HEAD.CONV_DIM = _scale(m.ROI_MASK_HEAD.CONV_DIM, width)
-        m.ROI_KEYPOINT_HEAD.CONV_DIMS = tuple(_scale(c, width) for c in m.ROI_KEYPOINT_HEAD.CONV_DIMS)
+        keypoint = m.ROI_KEYPOINT_HEAD
+        keypoint.CONV_DIMS = tuple(_scale(c, width) for c in keypoint.CONV_DIMS)
     out.freeze()
     return out

@@ -47,7 +47,8 @@ def build_slimmable_rpn_head(cfg: CfgNode, input_shape: Sequence[ShapeSpec]) -> 
 
 
 @ROI_HEADS_REGISTRY.register()
-def build_slimmable_standard_roi_heads(cfg: CfgNode, input_shape: dict[str, ShapeSpec]) -> nn.Module:
+def build_slimmable_standard_roi_heads(cfg: CfgNode,
+                                       input_shape: dict[str, ShapeSpec]) -> nn.Module:
     """Slimmable ``StandardROIHeads`` (FPN models)."""
     return _build_heads(cfg, input_shape, StandardROIHeads)
 
