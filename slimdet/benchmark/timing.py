@@ -24,15 +24,19 @@ class Timing:
     median: float
     q1: float
     q3: float
+    p90: float
     min: float
     max: float
     repeats: int
 
     @classmethod
-    def of(cls, seconds: list[float]) -> "Timing":
+    def of(cls, seconds: list[float]) -> Timing:
         ms = sorted(s * 1e3 for s in seconds)
-        q1, _, q3 = statistics.quantiles(ms, n=4) if len(ms) > 1 else (ms[0],) * 3
-        return cls(statistics.median(ms), q1, q3, ms[0], ms[-1], len(ms))
+        if len(ms) == 1:
+            return cls(ms[0], ms[0], ms[0], ms[0], ms[0], ms[0], 1)
+        q1, _, q3 = statistics.quantiles(ms, n=4)
+        p90 = statistics.quantiles(ms, n=10)[8]
+        return cls(statistics.median(ms), q1, q3, p90, ms[0], ms[-1], len(ms))
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)

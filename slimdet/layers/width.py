@@ -29,21 +29,33 @@ class SlimmableModule:
 
 
 def _slimmable_modules(model: nn.Module) -> list[SlimmableModule]:
-    mods = [m for m in model.modules() if isinstance(m, SlimmableModule)]
+    """Every slimmable module under ``model``. A plain walk over ``_modules`` (no names, no
+    memo) keeps ``set_width`` at a fraction of a millisecond on a whole Mask R-CNN."""
+    mods, stack = [], [model]
+    while stack:
+        module = stack.pop()
+        if module is None:  # an optional submodule left out
+            continue
+        if isinstance(module, SlimmableModule):
+            mods.append(module)
+        stack.extend(module._modules.values())
     if not mods:
         raise ValueError(f"{type(model).__name__} has no slimmable layers; build it with a "
                          "slimdet config (see slimdet.add_slimmable_config)")
     return mods
 
 
-def get_widths(model: nn.Module) -> tuple[float, ...]:
-    """The widths a slimmable model can run at."""
-    mods = _slimmable_modules(model)
+def _common_widths(mods: list[SlimmableModule]) -> tuple[float, ...]:
     widths = mods[0].widths
     for m in mods:
         if m.widths != widths:
             raise ValueError(f"inconsistent width lists in model: {widths} vs {m.widths}")
     return widths
+
+
+def get_widths(model: nn.Module) -> tuple[float, ...]:
+    """The widths a slimmable model can run at."""
+    return _common_widths(_slimmable_modules(model))
 
 
 def _index_of(widths: tuple[float, ...], width: float) -> int:
@@ -54,10 +66,14 @@ def _index_of(widths: tuple[float, ...], width: float) -> int:
 
 
 def set_width(model: nn.Module, width: float) -> None:
-    """Switch every slimmable layer of ``model`` (any wrapper, e.g. DDP) to ``width``."""
-    index = _index_of(get_widths(model), width)
-    for m in _slimmable_modules(model):
-        m.width_index = index
+    """Switch every slimmable layer of ``model`` (any wrapper, e.g. DDP) to ``width``: one index
+    per module changes, nothing is rebuilt or copied."""
+    mods = _slimmable_modules(model)
+    index = _index_of(_common_widths(mods), width)
+    for m in mods:
+        # Not through nn.Module.__setattr__, whose checks for parameters, buffers and
+        # submodules cost more than the rest of the switch; width_index is none of them.
+        m.__dict__["width_index"] = index
 
 
 def get_width(model: nn.Module) -> float:
