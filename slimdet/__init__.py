@@ -2,11 +2,12 @@
 
 Importing ``slimdet`` registers its backbones and heads with Detectron2's registries.
 """
-from .config import add_slimmable_config
 from . import data  # registers the synthetic datasets
+from .config import add_slimmable_config
+from .export import export_at_width
 from .layers import get_width, get_widths, set_width, width_key, width_scope
 from .modeling import stock_config
-from .export import export_at_width
+from .runtime import SlimmablePredictor
 
 __all__ = ["add_slimmable_config", "get_width", "get_widths", "set_width", "width_scope",
-           "width_key", "stock_config", "export_at_width"]
+           "width_key", "stock_config", "export_at_width", "SlimmablePredictor"]

@@ -1,6 +1,7 @@
 """Shared helpers: slimmable configs sized for CPU tests, and stock reference models."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from slimdet.layers import SwitchableNorm
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTHS = [0.25, 0.5, 0.75, 1.0]
+SYNTHETIC_CONFIG = REPO / "configs" / "Synthetic" / "slim_mask_rcnn_R18_FPN.yaml"
 
 
 def slim_cfg(config: str = "slim_mask_rcnn_R50_FPN.yaml", *opts) -> CfgNode:
@@ -28,6 +30,20 @@ def slim_cfg(config: str = "slim_mask_rcnn_R50_FPN.yaml", *opts) -> CfgNode:
                          "MODEL.RPN.POST_NMS_TOPK_TEST", 50,
                          "TEST.DETECTIONS_PER_IMAGE", 20, *opts])
     return cfg
+
+
+def synthetic_cfg(*opts) -> CfgNode:
+    """The demo's Mask R-CNN config (128x128 images), no weights, plus ``opts``."""
+    return slim_cfg(str(SYNTHETIC_CONFIG), "INPUT.MIN_SIZE_TEST", 128,
+                    "INPUT.MAX_SIZE_TEST", 128, *opts)
+
+
+def tool(name: str):
+    """A script of tools/ as a module, to call its ``main`` in this process."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def leading_slice(src: torch.Tensor, shape: torch.Size) -> torch.Tensor:

@@ -6,9 +6,8 @@ import json
 import pytest
 import torch
 
-from conftest import REPO, WIDTHS
+from conftest import REPO, WIDTHS, tool
 from slimdet.benchmark import load_eval_ap, time_interleaved, with_peak_memory
-from test_export import _tool
 
 CONFIGS = REPO / "configs" / "COCO"
 
@@ -16,7 +15,7 @@ CONFIGS = REPO / "configs" / "COCO"
 def test_benchmark_tool_reports_every_width(tmp_path):
     eval_json = tmp_path / "eval.json"
     eval_json.write_text(json.dumps({f"w{w:g}": {"bbox": {"AP": 10 * w}} for w in WIDTHS}))
-    _tool("benchmark_widths").main([
+    tool("benchmark_widths").main([
         "--config-file", str(CONFIGS / "slim_faster_rcnn_R50_FPN_slim_heads.yaml"),
         "--input-size", "64", "96", "--repeats", "1", "--warmup", "0", "--train-repeats", "1",
         "--train-images", "1", "--box-candidates", "200",

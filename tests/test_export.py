@@ -3,7 +3,6 @@ that plain Detectron2 loads (in a process that never imports slimdet), TorchScri
 and clear errors for widths plain Detectron2 cannot build."""
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 
@@ -12,7 +11,7 @@ import torch
 from detectron2.modeling import GeneralizedRCNN, build_model
 
 import slimdet
-from conftest import REPO, image_inputs, randomize_norms, slim_cfg
+from conftest import REPO, image_inputs, randomize_norms, slim_cfg, tool
 from slimdet.benchmark import random_images
 from slimdet.export import max_output_difference
 from slimdet.utils import load_slimmable_model
@@ -20,14 +19,6 @@ from slimdet.utils import load_slimmable_model
 ATOL = 1e-4
 # Few proposals and detections keep the full-width mask/keypoint heads cheap on CPU.
 SMALL = ("MODEL.RPN.POST_NMS_TOPK_TEST", 20, "TEST.DETECTIONS_PER_IMAGE", 5)
-
-
-def _tool(name: str):
-    """A script of tools/ as a module, to call its ``main`` in this process."""
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _assert_plain_detectron2(model: torch.nn.Module) -> None:
@@ -90,7 +81,7 @@ def test_export_tool_files_load_into_plain_detectron2_and_torchscript_matches(tm
     randomize_norms(model)
     torch.save({"model": model.state_dict()}, tmp_path / "slim.pth")
 
-    report = _tool("export_width").main(["--config-file", config, "--width", "0.5", "--weights",
+    report = tool("export_width").main(["--config-file", config, "--width", "0.5", "--weights",
                                 str(tmp_path / "slim.pth"), "--output", str(tmp_path / "out"),
                                 "--torchscript", "--input-size", "64", "96", *opts])
     assert report["detections_compared"] > 0
