@@ -87,6 +87,7 @@ def summarize(rows: list[dict], load_frame: int, budget: float) -> dict:
 
 def plot(rows: list[dict], load_frame: int, budget: float, path: str) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -97,7 +98,9 @@ def plot(rows: list[dict], load_frame: int, budget: float, path: str) -> None:
     ax.axhline(budget, color="red", ls="--", lw=1, label=f"budget {budget:g} ms")
     ax.axvline(load_frame, color="gray", ls=":", label="CPU load starts")
     ax.set_xlabel("frame")
-    ax.set_ylabel("ms")
+    ax.set_ylabel("ms (log scale)")
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     twin = ax.twinx()
     twin.step(frames, [float(r["width"]) for r in rows], where="post", color="green", lw=1.5,
               label="width")
