@@ -1,10 +1,11 @@
 """``DetectionCheckpointer`` that loads stock and slimmable checkpoints into slimmable models."""
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
@@ -25,6 +26,15 @@ _IMAGENET_ONLY = re.compile(r"(fc\d*|linear)\.(weight|bias)|stem\.conv1\.bias")
 # What unpickling raises on a file that is no checkpoint: random bytes, text, an empty file,
 # a zip archive of something else, pickled objects other than tensors (``weights_only``).
 _UNREADABLE = (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, UnicodeDecodeError)
+
+
+def _write_atomically(path: str, mode: str, write: Callable[[IO], Any]) -> None:
+    partial = path + ".partial"
+    with open(partial, mode) as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, path)
 
 
 @contextmanager
@@ -50,7 +60,29 @@ class SlimmableCheckpointer(DetectionCheckpointer):
 
     Anything that does not fit (wrong shapes, keys of another depth, another width list, a file
     that is no checkpoint) raises ``ValueError`` naming the problem, instead of a partial load.
+
+    Saves record the model's width list and are atomic on local disks: a process killed while
+    saving leaves the previous checkpoint and ``last_checkpoint`` intact (see ``save``).
     """
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Write ``NAME.pth`` (model, checkpointables, ``widths``, ``kwargs``), then point
+        ``last_checkpoint`` at it. Each file is written under a temporary name, flushed to disk
+        and renamed into place, so no kill leaves a truncated file under a name that resume
+        would read."""
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict(), "widths": list(get_widths(self.model)),
+                **{key: obj.state_dict() for key, obj in self.checkpointables.items()}, **kwargs}
+        basename = f"{name}.pth"
+        path = os.path.join(self.save_dir, basename)
+        self.logger.info(f"Saving checkpoint to {path}")
+        _write_atomically(path, "wb", lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename: str) -> None:
+        _write_atomically(os.path.join(self.save_dir, "last_checkpoint"), "w",
+                          lambda f: f.write(last_filename_basename))
 
     def _load_file(self, filename: str) -> dict[str, Any]:
         with reading_checkpoint(filename):

@@ -1,28 +1,36 @@
 """Detectron2 training loops and trainer that train every width on every iteration."""
 from __future__ import annotations
 
+import logging
 import os
 import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Iterable
 from contextlib import nullcontext
 from typing import Sequence
 
 import torch
 from detectron2.config import CfgNode
+from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluator
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ..checkpoint import SlimmableCheckpointer
 from ..config import validate_slimmable_config
+from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
 from ..evaluation import evaluate_widths
 from ..layers import width_key
+from ..utils.rng import preserved_rng, rng_states, set_rng_states
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
 
 __all__ = ["SlimmableSimpleTrainer", "SlimmableAMPTrainer", "SlimmableTrainer"]
+
+logger = logging.getLogger(__name__)
 
 
 class _SlimmableStep:
@@ -98,7 +106,13 @@ class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
 class SlimmableTrainer(DefaultTrainer):
     """``DefaultTrainer`` for slimmable models: every ``TRAIN_WIDTHS`` width on every
     iteration, checkpoints through ``SlimmableCheckpointer``, and evaluation at every
-    ``TEST_WIDTHS`` width (results keyed ``w0.25``, ... for the EvalHook and writers)."""
+    ``TEST_WIDTHS`` width (results keyed ``w0.25``, ... for the EvalHook and writers).
+
+    Resume is exact: checkpoints carry the data stream's seed and position (see
+    ``slimdet.data.resumable``) and the global random generators, and evaluation leaves those
+    generators as it found them, so a run resumed from a checkpoint trains on the same batches
+    with the same sampling as the uninterrupted run.
+    """
 
     def __init__(self, cfg: CfgNode):
         validate_slimmable_config(cfg)
@@ -116,6 +130,50 @@ class SlimmableTrainer(DefaultTrainer):
         return super().build_hooks()
 
     @classmethod
+    def build_train_loader(cls, cfg: CfgNode) -> Iterable[list[dict]]:
+        """Detectron2's training data (datasets, filtering, ``DatasetMapper``, batch size,
+        aspect grouping, workers) as an exactly resumable stream, seeded by ``SEED`` (a random
+        seed, kept in the checkpoint, if it is -1). Other samplers than ``TrainingSampler`` use
+        Detectron2's loader, which restarts its stream on resume."""
+        if cfg.DATALOADER.SAMPLER_TRAIN != "TrainingSampler":
+            logger.warning("DATALOADER.SAMPLER_TRAIN=%s: a resumed run restarts the data stream",
+                           cfg.DATALOADER.SAMPLER_TRAIN)
+            return super().build_train_loader(cfg)
+        args = _train_loader_from_config(cfg, sampler=())  # () skips Detectron2's sampler
+        dicts = args["dataset"]
+        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+        groups = aspect_groups(dicts) if args["aspect_ratio_grouping"] else None
+        return DataLoader(SeededMapDataset(dicts, args["mapper"], seed),
+                          batch_sampler=ResumableBatchSampler(len(dicts), args["total_batch_size"],
+                                                              seed, groups),
+                          num_workers=args["num_workers"], collate_fn=trivial_batch_collator,
+                          generator=torch.Generator().manual_seed(seed))
+
+    def _resumable_loader(self) -> DataLoader | None:
+        loader = self._trainer.data_loader
+        return loader if isinstance(getattr(loader, "batch_sampler", None),
+                                    ResumableBatchSampler) else None
+
+    def state_dict(self) -> dict:
+        """Detectron2's trainer state, plus the global generators and the data stream's seed
+        and next batch."""
+        state = super().state_dict()
+        state["rng"] = rng_states()
+        loader = self._resumable_loader()
+        if loader is not None:
+            state["data"] = {"seed": loader.batch_sampler.seed, "next_batch": self.iter + 1}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if "rng" in state:
+            set_rng_states(state["rng"])
+        loader = self._resumable_loader()
+        if loader is not None and "data" in state:
+            loader.batch_sampler.seed = loader.dataset.seed = state["data"]["seed"]
+            loader.batch_sampler.start = state["data"]["next_batch"]
+
+    @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None):
         return COCOEvaluator(dataset_name, output_dir=output_folder)
 
@@ -128,4 +186,5 @@ class SlimmableTrainer(DefaultTrainer):
                                    for name in cfg.DATASETS.TEST]
             return DefaultTrainer.test(cfg, model, evals)
 
-        return evaluate_widths(cfg, model, run, cls.build_test_loader)
+        with preserved_rng():  # evaluating must not shift the training's random stream
+            return evaluate_widths(cfg, model, run, cls.build_test_loader)

@@ -1,4 +1,5 @@
 """Helpers shared by slimdet's command-line tools."""
 from .model_setup import load_slimmable_model
+from .rng import preserved_rng, rng_states, set_rng_states
 
-__all__ = ["load_slimmable_model"]
+__all__ = ["load_slimmable_model", "preserved_rng", "rng_states", "set_rng_states"]
