@@ -4,6 +4,7 @@
     tools/train_net.py --config-file configs/COCO/slim_mask_rcnn_R50_FPN.yaml --num-gpus 8
     tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
 """
+import torch
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.utils import comm
@@ -11,6 +12,7 @@ from detectron2.utils.logger import setup_logger
 
 import slimdet
 from slimdet.checkpoint import SlimmableCheckpointer
+from slimdet.config import validate_slimmable_config
 from slimdet.engine import SlimmableTrainer
 
 
@@ -20,9 +22,22 @@ def setup(args):
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
     cfg.freeze()
+    validate_slimmable_config(cfg)  # bad widths fail before the output folder is touched
+    check_devices(cfg.MODEL.DEVICE, args.num_gpus)
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="slimdet")
     return cfg
+
+
+def check_devices(device: str, num_gpus: int) -> None:
+    """Fail before any work when the run asks for GPUs this machine does not have."""
+    available = torch.cuda.device_count()
+    if num_gpus > 1 and num_gpus > available:
+        raise SystemExit(f"--num-gpus {num_gpus}: this machine has {available} CUDA device(s); "
+                         f"pass --num-gpus {max(available, 1)} (CPU training runs one process)")
+    if device.startswith("cuda") and not available:
+        raise SystemExit(f"MODEL.DEVICE {device}: PyTorch sees no CUDA device here; add "
+                         "MODEL.DEVICE cpu to the command line")
 
 
 def main(args):
@@ -40,5 +55,6 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
+    check_devices("cpu", args.num_gpus)  # before launch spawns processes
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))

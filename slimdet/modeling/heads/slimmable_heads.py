@@ -35,7 +35,13 @@ def _check_input(cfg: CfgNode, given: Mapping[str, ShapeSpec]) -> None:
 def _build_heads(cfg: CfgNode, input_shape: Mapping[str, ShapeSpec],
                  stock_heads: Callable[[CfgNode, dict[str, ShapeSpec]], nn.Module]) -> nn.Module:
     _check_input(cfg, input_shape)
-    return build_slimmable(cfg, lambda c: stock_heads(c, input_shapes_at(c)))
+    try:
+        return build_slimmable(cfg, lambda c: stock_heads(c, input_shapes_at(c)))
+    except TypeError as err:
+        if not cfg.MODEL.SLIMMABLE.SLIM_HEADS:
+            raise
+        raise TypeError(f"{err}. MODEL.SLIMMABLE.SLIM_HEADS scales the ROI heads' dims with the "
+                        "width, which this head cannot follow: set SLIM_HEADS False") from err
 
 
 @RPN_HEAD_REGISTRY.register()
