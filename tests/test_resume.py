@@ -102,6 +102,21 @@ def test_batch_stream_resumes_at_any_batch_with_aspect_grouping():
     assert [b for _, b in zip(range(20), other)] != head
 
 
+def test_processes_take_disjoint_slices_of_every_global_batch(monkeypatch):
+    from slimdet.data import resumable
+
+    monkeypatch.setattr(resumable.comm, "get_world_size", lambda: 2)
+    per_rank = []
+    for rank in (0, 1):
+        monkeypatch.setattr(resumable.comm, "get_rank", lambda rank=rank: rank)
+        sampler = ResumableBatchSampler(9, 4, seed=1)
+        sampler.start = 3
+        per_rank.append([b for _, b in zip(range(5), sampler)])
+    expected = [b for _, b in zip(range(8), sampler.global_batches())][3:]
+    assert [a + b for a, b in zip(*per_rank)] == expected
+    assert all(len(b) == 2 for b in per_rank[0])
+
+
 def test_mapping_is_seeded_by_stream_position_only():
     dataset = SeededMapDataset([{"file_name": "a"}, {"file_name": "b"}],
                                lambda d: (d["file_name"], torch.rand(1).item()), seed=1)
