@@ -61,6 +61,33 @@ def test_stock_checkpoint_through_model_weights_and_trainer_checkpointer(tmp_pat
                        stock.state_dict()["backbone.bottom_up.stem.conv1.weight"])
 
 
+def test_every_loader_loads_a_stock_checkpoint_the_same(tmp_path):
+    """DetectionCheckpointer, DefaultPredictor and load_state_dict give each width the leading
+    slice of the stock norm, exactly as SlimmableCheckpointer does."""
+    from detectron2.engine import DefaultPredictor
+
+    cfg = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", "MODEL.RESNETS.DEPTH", 18,
+                   "MODEL.RESNETS.RES2_OUT_CHANNELS", 64, "MODEL.ROI_MASK_HEAD.NORM", "GN")
+    stock, path = _stock_checkpoint(cfg, tmp_path)
+    reference = build_model(cfg).eval()
+    SlimmableCheckpointer(reference).load(path)
+    expected = reference.state_dict()
+    norm = "backbone.bottom_up.res2.0.conv1.norm.0.weight"
+    assert not torch.equal(expected[norm], build_model(cfg).state_dict()[norm])  # norms loaded
+
+    detectron2_loaded = build_model(cfg).eval()
+    DetectionCheckpointer(detectron2_loaded).load(path)
+    plain_loaded = build_model(cfg).eval()
+    plain_loaded.load_state_dict(stock.state_dict())  # strict: every key is placed
+    predictor_cfg = cfg.clone()
+    predictor_cfg.MODEL.WEIGHTS = path
+    predictor_cfg.DATASETS.TEST = ()
+    for loaded in (detectron2_loaded, plain_loaded, DefaultPredictor(predictor_cfg).model):
+        state = loaded.state_dict()
+        assert state.keys() == expected.keys()
+        assert all(torch.equal(state[k], v) for k, v in expected.items())
+
+
 def test_own_checkpoint_round_trip(tmp_path):
     cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.NORM", "BN")
     model = build_model(cfg).eval()

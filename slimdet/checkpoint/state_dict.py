@@ -43,20 +43,11 @@ def stock_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def to_slimmable_state_dict(model: nn.Module,
                             state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Expand stock norm entries ``<prefix>.<name>`` into every width's ``<prefix>.<i>.<name>``,
-    each the leading slice for that width's channel count. Other entries pass through."""
+    """Expand stock norm entries ``<prefix>.<name>`` into every width's ``<prefix>.<i>.<name>``
+    (``SwitchableNorm.expand_stock_entries``). Other entries pass through."""
     out = dict(state_dict)
     for prefix, norm in switchable_norm_prefixes(model).items():
-        for i, sub in enumerate(norm):
-            for name, target in sub.state_dict().items():
-                source = out.get(f"{prefix}.{name}")
-                if source is None:
-                    continue
-                if target.dim() > 0 and source.dim() > 0 and source.shape[0] >= target.shape[0]:
-                    source = source[: target.shape[0]]
-                out[f"{prefix}.{i}.{name}"] = source.clone()
-        for name in norm[0].state_dict():
-            out.pop(f"{prefix}.{name}", None)
+        norm.expand_stock_entries(out, prefix + ".")
     return out
 
 

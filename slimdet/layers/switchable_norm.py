@@ -63,7 +63,10 @@ def _device_of(module: nn.Module) -> torch.device:
 class SwitchableNorm(SlimmableModule, nn.ModuleList):
     """A list of norms, one per width; the active width's norm normalizes the input.
 
-    Keys in a state dict are ``<name>.<i>.<param>``, ``i`` indexing the width list.
+    Keys in a state dict are ``<name>.<i>.<param>``, ``i`` indexing the width list. A stock
+    norm's keys ``<name>.<param>`` load too, through any loader (``load_state_dict``,
+    Detectron2's ``DetectionCheckpointer`` and ``DefaultPredictor``): every width gets the
+    leading slice of the single norm.
     """
 
     def __init__(self, widths: Sequence[float], norms: Sequence[nn.Module]):
@@ -80,6 +83,25 @@ class SwitchableNorm(SlimmableModule, nn.ModuleList):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self[self.width_index](x)
+
+    def expand_stock_entries(self, state_dict: dict, prefix: str) -> None:
+        """Replace a stock norm's entries ``<prefix><param>`` in ``state_dict`` by every
+        width's ``<prefix><i>.<param>``, the leading slice for that width's channels (a slice
+        that does not fit is left for the loader to report as a shape mismatch)."""
+        for name in list(self[0].state_dict()):
+            source = state_dict.pop(prefix + name, None)
+            if source is None:
+                continue
+            for i, norm in enumerate(self):
+                target = getattr(norm, name)
+                fits = target.dim() and source.dim() and source.shape[0] >= target.shape[0]
+                state_dict[f"{prefix}{i}.{name}"] = (source[: target.shape[0]] if fits
+                                                     else source).clone()
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # PyTorch's hook for converting old layouts: runs before the per-width norms load.
+        self.expand_stock_entries(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"widths={self.widths}, active={self.widths[self.width_index]}"
