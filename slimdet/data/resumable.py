@@ -16,7 +16,6 @@ function of (seed, batch number):
 """
 from __future__ import annotations
 
-import copy
 import itertools
 import random
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -118,7 +117,7 @@ class SeededMapDataset(Dataset):
             try:
                 with preserved_rng():  # leaves the main process's training stream alone
                     _seed_everything((self.seed * 1_000_003 + position) * 101 + attempt)
-                    mapped = self.mapper(copy.deepcopy(record))
+                    mapped = self.mapper(record)  # Detectron2's mappers copy the record
             except Exception as err:
                 raise RuntimeError(
                     f"training record {index} (file_name={record.get('file_name')!r}, "
