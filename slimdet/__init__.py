@@ -6,8 +6,9 @@ from . import data  # registers the synthetic datasets
 from .config import add_slimmable_config
 from .export import export_at_width
 from .layers import get_width, get_widths, set_width, width_key, width_scope
-from .modeling import stock_config
+from .modeling import slimmable_config, stock_config
 from .runtime import SlimmablePredictor
 
 __all__ = ["add_slimmable_config", "get_width", "get_widths", "set_width", "width_scope",
-           "width_key", "stock_config", "export_at_width", "SlimmablePredictor"]
+           "width_key", "stock_config", "slimmable_config", "export_at_width",
+           "SlimmablePredictor"]

@@ -203,3 +203,26 @@ def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path):
         scale = (single_sd[k] - init[k]).abs().max().item()
         rounding = 4 * torch.finfo(torch.float32).eps * init[k].abs().max().item()
         assert err <= 1e-4 * scale + rounding, (k, err, scale)
+
+
+def test_evaluators_follow_the_datasets_evaluator_type(tiny_data, tmp_path):
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+    from detectron2.evaluation import (COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluators,
+                                       SemSegEvaluator)
+
+    ids = {1: 0}
+    for kind in ("sem_seg", "coco_panoptic_seg", "cityscapes_instance"):
+        DatasetCatalog.register(f"fake_{kind}", lambda: [{
+            "file_name": "a.png", "sem_seg_file_name": "a_seg.png", "width": 8, "height": 8}])
+        MetadataCatalog.get(f"fake_{kind}").set(
+            evaluator_type=kind, stuff_classes=["a"], ignore_label=255, thing_classes=["a"],
+            thing_dataset_id_to_contiguous_id=ids, stuff_dataset_id_to_contiguous_id=ids)
+    build = SlimmableTrainer.build_evaluator
+    assert type(build(None, "tiny_instances_val", str(tmp_path))) is COCOEvaluator
+    assert type(build(None, "fake_sem_seg", str(tmp_path))) is SemSegEvaluator
+    panoptic = build(None, "fake_coco_panoptic_seg", str(tmp_path))
+    assert isinstance(panoptic, DatasetEvaluators)
+    assert [type(e) for e in panoptic._evaluators] == [SemSegEvaluator, COCOEvaluator,
+                                                       COCOPanopticEvaluator]
+    with pytest.raises(NotImplementedError, match="evaluator_type 'cityscapes_instance'"):
+        build(None, "fake_cityscapes_instance", str(tmp_path))

@@ -7,6 +7,7 @@
 import torch
 from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -14,6 +15,7 @@ import slimdet
 from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.config import validate_slimmable_config
 from slimdet.engine import SlimmableTrainer
+from slimdet.layers import width_key
 
 
 def setup(args):
@@ -46,7 +48,10 @@ def main(args):
         model = SlimmableTrainer.build_model(cfg)
         SlimmableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
             cfg.MODEL.WEIGHTS, resume=args.resume)
-        return SlimmableTrainer.test(cfg, model)
+        results = SlimmableTrainer.test(cfg, model)
+        if comm.is_main_process():  # TEST.EXPECTED_RESULTS hold for the widest width
+            verify_results(cfg, results[width_key(max(cfg.MODEL.SLIMMABLE.WIDTHS))])
+        return results
     trainer = SlimmableTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

@@ -6,6 +6,8 @@ from typing import Any, Mapping
 
 from tabulate import tabulate
 
+from ..layers import parse_width_key
+
 __all__ = ["TARGETS", "load_eval_ap", "format_tables", "plot_widths"]
 
 _TASKS = ("bbox", "segm", "keypoints")
@@ -29,7 +31,7 @@ def load_eval_ap(path: str) -> dict[float, dict[str, float]]:
         aps = {t: float(results[t]["AP"]) for t in _TASKS
                if isinstance(results.get(t), Mapping) and "AP" in results[t]}
         if aps:
-            out[float(key.lstrip("w"))] = aps
+            out[parse_width_key(key)] = aps
     if not out:
         raise ValueError(f"{path}: no per-width AP found (expected {{'0.25': {{'bbox': "
                          "{'AP': ...}}, ...}})")

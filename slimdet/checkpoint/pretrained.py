@@ -208,8 +208,7 @@ def _slimdet_resnet(depth: int, widths: Sequence[float]) -> nn.Module:
         "MODEL.RESNETS.DEPTH", depth, "MODEL.RESNETS.RES2_OUT_CHANNELS", 256 if depth >= 50 else 64,
         "MODEL.RESNETS.STRIDE_IN_1X1", False, "MODEL.RESNETS.NORM", "FrozenBN",
         "MODEL.RESNETS.OUT_FEATURES", ["res2", "res3", "res4", "res5"],
-        "MODEL.SLIMMABLE.WIDTHS", list(widths), "MODEL.SLIMMABLE.TRAIN_WIDTHS", list(widths),
-        "MODEL.SLIMMABLE.TEST_WIDTHS", list(widths)])
+        "MODEL.SLIMMABLE.WIDTHS", list(widths)])
     with torch.device("meta"):
         return build_slimmable_resnet_backbone(cfg, ShapeSpec(channels=3))
 

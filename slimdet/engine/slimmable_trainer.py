@@ -14,14 +14,16 @@ import torch
 from detectron2.config import CfgNode
 from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluator
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import (COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluator,
+                                   DatasetEvaluators, LVISEvaluator, SemSegEvaluator)
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..checkpoint import SlimmableCheckpointer
-from ..config import validate_slimmable_config
+from ..config import train_widths, validate_slimmable_config
 from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
 from ..evaluation import evaluate_widths
 from ..layers import width_key
@@ -118,15 +120,21 @@ class SlimmableTrainer(DefaultTrainer):
         validate_slimmable_config(cfg)
         super().__init__(cfg)
 
-    def build_hooks(self):
-        # DefaultTrainer.__init__ built the stock loop and checkpointer; swap both for the
-        # slimmable ones before the hooks (checkpointer, evaluation) capture them.
+    def _use_slimmable_loop_and_checkpointer(self) -> None:
+        """Replace the stock loop and checkpointer that ``DefaultTrainer.__init__`` built by
+        ``SlimmableSimpleTrainer``/``SlimmableAMPTrainer`` (same model, data and optimizer) and
+        ``SlimmableCheckpointer``. ``DefaultTrainer`` has no factory for either, and its
+        ``__init__`` hands the checkpointer to the hooks in ``build_hooks``, so this runs
+        first thing there."""
         loop = self._trainer
         loop_cls = SlimmableAMPTrainer if self.cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
         self._trainer = loop_cls(loop.model, loop.data_loader, loop.optimizer,
-                                 widths=self.cfg.MODEL.SLIMMABLE.TRAIN_WIDTHS)
+                                 widths=train_widths(self.cfg))
         self.checkpointer = SlimmableCheckpointer(loop.model, self.cfg.OUTPUT_DIR,
                                                   trainer=weakref.proxy(self))
+
+    def build_hooks(self):
+        self._use_slimmable_loop_and_checkpointer()
         return super().build_hooks()
 
     @classmethod
@@ -174,8 +182,24 @@ class SlimmableTrainer(DefaultTrainer):
             loader.batch_sampler.start = state["data"]["next_batch"]
 
     @classmethod
-    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: str | None = None):
-        return COCOEvaluator(dataset_name, output_dir=output_folder)
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str,
+                        output_folder: str | None = None) -> DatasetEvaluator:
+        """The evaluators of the dataset's ``evaluator_type``, as Detectron2's train_net picks
+        them: ``coco``, ``lvis``, ``sem_seg``, ``coco_panoptic_seg`` (semantic, instance and
+        panoptic); any other type raises ``NotImplementedError`` naming it."""
+        kind = MetadataCatalog.get(dataset_name).get("evaluator_type")
+        builders = {
+            "coco": [COCOEvaluator],
+            "lvis": [LVISEvaluator],
+            "sem_seg": [SemSegEvaluator],
+            "coco_panoptic_seg": [SemSegEvaluator, COCOEvaluator, COCOPanopticEvaluator],
+        }.get(kind)
+        if builders is None:
+            raise NotImplementedError(f"no evaluator for dataset {dataset_name!r} of "
+                                      f"evaluator_type {kind!r}; supported: coco, lvis, sem_seg, "
+                                      "coco_panoptic_seg (or override build_evaluator)")
+        evaluators = [build(dataset_name, output_dir=output_folder) for build in builders]
+        return evaluators[0] if len(evaluators) == 1 else DatasetEvaluators(evaluators)
 
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module,

@@ -17,7 +17,8 @@ from tabulate import tabulate
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..layers import width_key, width_scope
+from ..config import eval_widths
+from ..layers import parse_width_key, width_key, width_scope
 
 __all__ = ["evaluate_widths", "summarize", "model_gflops"]
 
@@ -25,7 +26,8 @@ logger = logging.getLogger(__name__)
 
 # (column title, task, metric) of the summary table; tasks the model lacks are left out.
 COLUMNS = [("box AP", "bbox", "AP"), ("AP50", "bbox", "AP50"), ("AP75", "bbox", "AP75"),
-           ("mask AP", "segm", "AP"), ("keypoint AP", "keypoints", "AP")]
+           ("mask AP", "segm", "AP"), ("keypoint AP", "keypoints", "AP"),
+           ("mIoU", "sem_seg", "mIoU"), ("PQ", "panoptic_seg", "PQ")]
 
 
 def model_gflops(model: nn.Module, inputs: list[dict]) -> float:
@@ -49,7 +51,7 @@ def summarize(results: OrderedDict[str, dict], gflops: dict[str, float]) -> list
     rows = []
     for key, res in results.items():
         tasks = _task_results(res)
-        row = {"width": float(key[1:]), "GFLOPs": round(gflops.get(key, float("nan")), 3)}
+        row = {"width": parse_width_key(key), "GFLOPs": round(gflops.get(key, float("nan")), 3)}
         for title, task, metric in COLUMNS:
             if task in tasks:
                 row[title] = round(float(tasks[task].get(metric, float("nan"))), 2)
@@ -69,7 +71,7 @@ def evaluate_widths(cfg: CfgNode, model: nn.Module,
     if not cfg.DATASETS.TEST:
         return OrderedDict()
     net = model.module if isinstance(model, DistributedDataParallel) else model
-    widths = list(cfg.MODEL.SLIMMABLE.TEST_WIDTHS)
+    widths = eval_widths(cfg)
     results: OrderedDict[str, dict] = OrderedDict()
     gflops: dict[str, float] = {}
     sample = None

@@ -15,7 +15,7 @@ from detectron2.modeling import build_model
 from torch import nn
 
 from ..checkpoint.state_dict import switchable_norm_prefixes
-from ..layers import get_widths
+from ..layers import get_widths, width_index
 from ..modeling.stock_config import stock_config
 
 __all__ = ["export_at_width", "width_state_dict"]
@@ -46,7 +46,7 @@ def _check_detectron2_can_build(cfg_w: CfgNode, model: nn.Module, width: float) 
             f"cannot export width {width}: plain Detectron2 builds R{resnets.DEPTH} only with "
             f"MODEL.RESNETS.RES2_OUT_CHANNELS = 64, but this width has {resnets.RES2_OUT_CHANNELS} "
             "(slimdet assembles narrow R18/R34 itself, which Detectron2's build_model cannot)")
-    index = get_widths(model).index(float(width))
+    index = width_index(get_widths(model), width)
     for name, norms in switchable_norm_prefixes(model).items():
         norm, full = norms[index], norms[norms.widths.index(max(norms.widths))]
         if isinstance(norm, nn.GroupNorm) and norm.num_groups != full.num_groups:
@@ -61,7 +61,7 @@ def width_state_dict(model: nn.Module, width: float,
     """The slimmable ``model``'s state at ``width`` in stock layout, one entry per key of
     ``targets`` (a stock model's state dict): the leading slice of the shared tensor shaped like
     the target, or of the width's own norm for switchable norms."""
-    index = get_widths(model).index(float(width))
+    index = width_index(get_widths(model), width)
     norms = switchable_norm_prefixes(model)
     source = model.state_dict()
     out = {}

@@ -7,7 +7,8 @@ from typing import Iterator, Sequence
 
 from torch import nn
 
-__all__ = ["SlimmableModule", "set_width", "get_width", "get_widths", "width_scope", "width_key"]
+__all__ = ["SlimmableModule", "set_width", "get_width", "get_widths", "width_scope", "width_key",
+           "parse_width_key", "width_index"]
 
 
 class SlimmableModule:
@@ -58,7 +59,9 @@ def get_widths(model: nn.Module) -> tuple[float, ...]:
     return _common_widths(_slimmable_modules(model))
 
 
-def _index_of(widths: tuple[float, ...], width: float) -> int:
+def width_index(widths: Sequence[float], width: float) -> int:
+    """Position of ``width`` in ``widths``: the one rule by which slimdet matches a width
+    (equal up to 1e-9, so 0.1 + 0.2 finds 0.3); ``ValueError`` listing ``widths`` if absent."""
     for i, w in enumerate(widths):
         if math.isclose(w, float(width), abs_tol=1e-9):
             return i
@@ -69,7 +72,7 @@ def set_width(model: nn.Module, width: float) -> None:
     """Switch every slimmable layer of ``model`` (any wrapper, e.g. DDP) to ``width``: one index
     per module changes, nothing is rebuilt or copied."""
     mods = _slimmable_modules(model)
-    index = _index_of(_common_widths(mods), width)
+    index = width_index(_common_widths(mods), width)
     for m in mods:
         # Not through nn.Module.__setattr__, whose checks for parameters, buffers and
         # submodules cost more than the rest of the switch; width_index is none of them.
@@ -99,3 +102,11 @@ def width_scope(model: nn.Module, width: float) -> Iterator[nn.Module]:
 def width_key(width: float) -> str:
     """Name of a width in logs and results, e.g. ``w0.25``."""
     return f"w{width:g}"
+
+
+def parse_width_key(key: str) -> float:
+    """The width a ``width_key`` names (``w0.25`` -> 0.25; a bare ``0.25`` is read too)."""
+    try:
+        return float(key[1:] if key.startswith("w") else key)
+    except ValueError:
+        raise ValueError(f"{key!r} names no width (expected e.g. 'w0.25')") from None

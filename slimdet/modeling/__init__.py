@@ -1,6 +1,8 @@
 """Slimmable Detectron2 components; importing registers them."""
-from . import backbone, heads
+from . import backbone, heads, meta_arch
 from .conversion import build_slimmable, slimmify
-from .stock_config import stock_config
+from .slimmable_config import slimmable_config
+from .stock_config import register_stock_name, stock_config
 
-__all__ = ["backbone", "heads", "build_slimmable", "slimmify", "stock_config"]
+__all__ = ["backbone", "heads", "meta_arch", "build_slimmable", "slimmify", "slimmable_config",
+           "register_stock_name", "stock_config"]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from detectron2.config import CfgNode
 
 from ..config import validate_slimmable_config
+from ..layers import width_index
 
-__all__ = ["stock_config", "register_stock_name", "stock_name"]
+__all__ = ["stock_config", "register_stock_name", "stock_name", "slimmable_name"]
 
 # Registered slimdet component name -> the stock Detectron2 component it slims.
 _STOCK_NAMES: dict[str, str] = {}
@@ -23,6 +24,14 @@ def register_stock_name(slim_name: str, stock: str) -> None:
 def stock_name(name: str) -> str:
     """Stock Detectron2 name of a registered component (itself if it is not a slimdet one)."""
     return _STOCK_NAMES.get(name, name)
+
+
+def slimmable_name(name: str) -> str | None:
+    """The registered slimdet component that slims the stock component ``name`` (``name``
+    itself if it is a slimdet one); None if slimdet has none."""
+    if name in _STOCK_NAMES:
+        return name
+    return next((slim for slim, stock in _STOCK_NAMES.items() if stock == name), None)
 
 
 def _map_names(node: CfgNode) -> None:
@@ -41,13 +50,12 @@ def stock_config(cfg: CfgNode, width: float) -> CfgNode:
     """Stock Detectron2 config (no ``MODEL.SLIMMABLE``, stock component names) at ``width``.
 
     Scales ``RESNETS.STEM_OUT_CHANNELS``, ``RES2_OUT_CHANNELS``, ``WIDTH_PER_GROUP`` and
-    ``FPN.OUT_CHANNELS`` by ``int(C * width)``; with ``SLIM_HEADS`` also the ROI heads' hidden
-    dims. ``NUM_GROUPS`` stays fixed.
+    ``FPN.OUT_CHANNELS`` by ``int(C * width)``; with ``SLIM_HEADS`` also the ROI heads' and
+    the semantic segmentation head's hidden dims. ``NUM_GROUPS`` stays fixed.
     """
     validate_slimmable_config(cfg)
-    if width not in cfg.MODEL.SLIMMABLE.WIDTHS:
-        raise ValueError(f"width {width} is not supported; allowed widths: "
-                         f"{list(cfg.MODEL.SLIMMABLE.WIDTHS)}")
+    widths = list(cfg.MODEL.SLIMMABLE.WIDTHS)
+    width = widths[width_index(widths, width)]
     out = cfg.clone()
     out.defrost()
     m = out.MODEL
@@ -64,5 +72,6 @@ def stock_config(cfg: CfgNode, width: float) -> CfgNode:
         m.ROI_MASK_HEAD.CONV_DIM = _scale(m.ROI_MASK_HEAD.CONV_DIM, width)
         keypoint = m.ROI_KEYPOINT_HEAD
         keypoint.CONV_DIMS = tuple(_scale(c, width) for c in keypoint.CONV_DIMS)
+        m.SEM_SEG_HEAD.CONVS_DIM = _scale(m.SEM_SEG_HEAD.CONVS_DIM, width)
     out.freeze()
     return out

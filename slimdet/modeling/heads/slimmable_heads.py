@@ -11,16 +11,18 @@ from typing import Callable, Mapping, Sequence
 
 from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
+from detectron2.modeling import ROI_HEADS_REGISTRY, SEM_SEG_HEADS_REGISTRY, StandardROIHeads
+from detectron2.modeling.meta_arch.semantic_seg import SemSegFPNHead
 from detectron2.modeling.proposal_generator.rpn import RPN_HEAD_REGISTRY, StandardRPNHead
-from detectron2.modeling.roi_heads import Res5ROIHeads
+from detectron2.modeling.roi_heads import CascadeROIHeads, Res5ROIHeads
 from torch import nn
 
 from ..conversion import build_slimmable, input_shapes_at
 from ..stock_config import register_stock_name, stock_config
 
 __all__ = ["build_slimmable_rpn_head", "build_slimmable_standard_roi_heads",
-           "build_slimmable_res5_roi_heads"]
+           "build_slimmable_res5_roi_heads", "build_slimmable_cascade_roi_heads",
+           "build_slimmable_sem_seg_fpn_head"]
 
 
 def _check_input(cfg: CfgNode, given: Mapping[str, ShapeSpec]) -> None:
@@ -65,6 +67,22 @@ def build_slimmable_res5_roi_heads(cfg: CfgNode, input_shape: dict[str, ShapeSpe
     return _build_heads(cfg, input_shape, Res5ROIHeads)
 
 
+@ROI_HEADS_REGISTRY.register()
+def build_slimmable_cascade_roi_heads(cfg: CfgNode,
+                                      input_shape: dict[str, ShapeSpec]) -> nn.Module:
+    """Slimmable ``CascadeROIHeads`` (every stage's box head and predictor)."""
+    return _build_heads(cfg, input_shape, CascadeROIHeads)
+
+
+@SEM_SEG_HEADS_REGISTRY.register()
+def build_slimmable_sem_seg_fpn_head(cfg: CfgNode,
+                                     input_shape: dict[str, ShapeSpec]) -> nn.Module:
+    """Slimmable ``SemSegFPNHead`` (semantic FPN, Panoptic FPN)."""
+    return _build_heads(cfg, input_shape, SemSegFPNHead)
+
+
 register_stock_name("build_slimmable_rpn_head", "StandardRPNHead")
 register_stock_name("build_slimmable_standard_roi_heads", "StandardROIHeads")
 register_stock_name("build_slimmable_res5_roi_heads", "Res5ROIHeads")
+register_stock_name("build_slimmable_cascade_roi_heads", "CascadeROIHeads")
+register_stock_name("build_slimmable_sem_seg_fpn_head", "SemSegFPNHead")
