@@ -8,6 +8,8 @@ from detectron2 import model_zoo
 from detectron2.config import get_cfg
 from detectron2.export.flatten import flatten_to_tuple
 from detectron2.modeling import build_model
+from detectron2.structures import BitMasks, Boxes, ImageList, Instances
+from detectron2.utils.events import EventStorage
 
 import slimdet
 from conftest import WIDTHS, image_inputs, randomize_norms, stock_model_at
@@ -78,3 +80,100 @@ def test_unknown_components_are_named():
     scfg = slimdet.slimmable_config(zoo_cfg(FAMILIES[0]), widths=[0.5, 1.0], slim_heads=True)
     assert scfg.MODEL.SLIMMABLE.WIDTHS == [0.5, 1.0] and scfg.MODEL.SLIMMABLE.SLIM_HEADS
     assert slimdet.slimmable_config(scfg) == scfg  # already slimmable: unchanged
+
+
+# Detectron2's own end-to-end model scenarios (tests/modeling/test_model_e2e.py), rewritten
+# here and run at every width: empty and half-empty training images of odd sizes, and
+# inf/nan features reaching the heads.
+MASK_RCNN, RETINANET, SEMANTIC = FAMILIES[3], FAMILIES[6], FAMILIES[8]
+ODD_SIZES = [(64, 80), (64, 79)]
+
+
+def _instances(h: int, w: int, count: int) -> Instances:
+    g = torch.Generator().manual_seed(count)
+    xy = torch.rand(count, 2, generator=g) * torch.tensor([w / 2, h / 2])
+    inst = Instances((h, w), gt_boxes=Boxes(torch.cat([xy, xy + torch.tensor([w / 3, h / 3])],
+                                                      dim=1)),
+                     gt_classes=torch.arange(count, dtype=torch.int64))
+    inst.gt_masks = BitMasks(torch.rand(count, h, w, generator=g) > 0.5)
+    return inst
+
+
+def _non_finite(kind: str, *shape) -> torch.Tensor:
+    return torch.full(shape, float("inf") if kind == "inf" else float("nan"))
+
+
+@pytest.fixture(scope="module")
+def zoo_models():
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            torch.manual_seed(43)
+            cache[name] = build_model(slimdet.slimmable_config(zoo_cfg(name)))
+        return cache[name]
+    return get
+
+
+@pytest.mark.parametrize("name", [MASK_RCNN, RETINANET], ids=["mask_rcnn", "retinanet"])
+def test_empty_and_half_empty_training_data_of_odd_sizes(zoo_models, name):
+    model = zoo_models(name)
+    images = [torch.rand(3, h, w) * 255 for h, w in ODD_SIZES]
+    batches = [[_instances(h, w, 0) for h, w in ODD_SIZES]]
+    if name == MASK_RCNN:
+        batches.append([_instances(*ODD_SIZES[0], 0), _instances(*ODD_SIZES[1], 3)])
+    for width in WIDTHS:
+        slimdet.set_width(model, width)
+        with torch.no_grad():
+            assert len(model.eval()([{"image": image} for image in images])) == 2
+        for instances in batches:
+            with EventStorage():
+                losses = model.train()([{"image": image, "instances": inst}
+                                        for image, inst in zip(images, instances)])
+                total = sum(losses.values())
+                total.backward()
+            assert torch.isfinite(total), (width, losses)
+            model.zero_grad()
+
+
+@pytest.mark.parametrize("kind", ["inf", "nan"])
+def test_roi_heads_drop_detections_on_non_finite_features(zoo_models, kind):
+    model = zoo_models(MASK_RCNN).eval()
+    images = ImageList(_non_finite(kind, 1, 3, 128, 128), [(126, 126)])
+    for width in WIDTHS:
+        slimdet.set_width(model, width)
+        channels = int(256 * width)
+        features = {f"p{i}": _non_finite(kind, 1, channels, 128 >> i, 128 >> i)
+                    for i in range(2, 7)}
+        proposals = Instances((126, 126), proposal_boxes=Boxes(torch.tensor([[10., 10, 20, 20]])),
+                              objectness_logits=torch.tensor([1.0]))
+        with torch.no_grad():
+            detections, _ = model.roi_heads(images, features, [proposals])
+        assert len(detections[0]) == 0, width
+
+
+@pytest.mark.parametrize("kind", ["inf", "nan"])
+def test_retinanet_keeps_non_finite_predictions_out_of_finite_boxes(zoo_models, kind):
+    model = zoo_models(RETINANET).eval()
+    model.test_score_thresh = -1e9
+    images = ImageList(_non_finite(kind, 1, 3, 128, 128), [(126, 126)])
+    for width in WIDTHS:
+        slimdet.set_width(model, width)
+        channels = int(256 * width)
+        features = [_non_finite(kind, 1, channels, 128 >> i, 128 >> i) for i in range(3, 8)]
+        with torch.no_grad():
+            logits, deltas = model.head(features)
+            predictions = [[_non_finite(kind, *x.shape) for x in logits],
+                           [_non_finite(kind, *x.shape) for x in deltas]]
+            detections = model.forward_inference(images, features, predictions)
+        boxes = detections[0].pred_boxes.tensor
+        assert not torch.isfinite(boxes).any(), width
+
+
+def test_semantic_fpn_on_odd_sizes(zoo_models):
+    model = zoo_models(SEMANTIC).eval()
+    for width in WIDTHS:
+        slimdet.set_width(model, width)
+        with torch.no_grad():
+            out = model([{"image": torch.rand(3, h, w) * 255} for h, w in ODD_SIZES])
+        assert [tuple(o["sem_seg"].shape[1:]) for o in out] == ODD_SIZES
