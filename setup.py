@@ -18,6 +18,7 @@ setup(
         "fvcore>=0.1.5",
         "iopath>=0.1.7",
         "pycocotools>=2.0.2",
+        "faster-coco-eval>=1.6",  # compiled COCOeval where Detectron2's extension is missing
         "opencv-python<4.11",
         "pyyaml>=5.1",
         "tabulate",

@@ -15,8 +15,8 @@ from detectron2.config import CfgNode
 from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation import (COCOEvaluator, COCOPanopticEvaluator, DatasetEvaluator,
-                                   DatasetEvaluators, LVISEvaluator, SemSegEvaluator)
+from detectron2.evaluation import (COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators,
+                                   LVISEvaluator, SemSegEvaluator)
 from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch import nn
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import SlimmableCheckpointer
 from ..config import train_widths, validate_slimmable_config
 from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
-from ..evaluation import evaluate_widths
+from ..evaluation import FastCOCOEvaluator, evaluate_widths
 from ..layers import width_key
 from ..utils.rng import preserved_rng, rng_states, set_rng_states
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
@@ -186,13 +186,14 @@ class SlimmableTrainer(DefaultTrainer):
                         output_folder: str | None = None) -> DatasetEvaluator:
         """The evaluators of the dataset's ``evaluator_type``, as Detectron2's train_net picks
         them: ``coco``, ``lvis``, ``sem_seg``, ``coco_panoptic_seg`` (semantic, instance and
-        panoptic); any other type raises ``NotImplementedError`` naming it."""
+        panoptic); any other type raises ``NotImplementedError`` naming it. COCO AP comes from
+        a compiled COCOeval (``FastCOCOEvaluator``)."""
         kind = MetadataCatalog.get(dataset_name).get("evaluator_type")
         builders = {
-            "coco": [COCOEvaluator],
+            "coco": [FastCOCOEvaluator],
             "lvis": [LVISEvaluator],
             "sem_seg": [SemSegEvaluator],
-            "coco_panoptic_seg": [SemSegEvaluator, COCOEvaluator, COCOPanopticEvaluator],
+            "coco_panoptic_seg": [SemSegEvaluator, FastCOCOEvaluator, COCOPanopticEvaluator],
         }.get(kind)
         if builders is None:
             raise NotImplementedError(f"no evaluator for dataset {dataset_name!r} of "

@@ -1,4 +1,5 @@
 """Per-width COCO evaluation and its summary."""
+from .coco_eval import FastCOCOEvaluator, compiled_cocoeval
 from .plot import plot_ap_vs_flops
 from .width_evaluation import evaluate_widths, model_gflops, summarize
 
