@@ -31,6 +31,7 @@ FAMILIES = [
     "Misc/semantic_R_50_FPN_1x.yaml",
     "COCO-PanopticSegmentation/panoptic_fpn_R_50_1x.yaml",
 ]
+MASK_RCNN, RETINANET, SEMANTIC = FAMILIES[3], FAMILIES[6], FAMILIES[8]
 
 
 def zoo_cfg(name: str, *opts):
@@ -77,6 +78,18 @@ def test_unknown_components_are_named():
         slimdet.slimmable_config(zoo_cfg(FAMILIES[0], "MODEL.ROI_HEADS.NAME", "MyROIHeads"))
     with pytest.raises(ValueError, match="MODEL.META_ARCHITECTURE 'FCOS' has no slimmable"):
         slimdet.slimmable_config(zoo_cfg(FAMILIES[0], "MODEL.META_ARCHITECTURE", "FCOS"))
+    # A slimmable backbone under stock heads fails when the model is built, not at run time.
+    cfg = zoo_cfg(RETINANET, "MODEL.BACKBONE.NAME", "build_slimmable_retinanet_resnet_fpn_backbone")
+    slimdet.add_slimmable_config(cfg)
+    with pytest.raises(ValueError, match="MODEL.META_ARCHITECTURE 'RetinaNet' would read the "
+                                         "slimmable backbone's features at full width; use "
+                                         "'SlimmableRetinaNet'"):
+        build_model(cfg)
+    cfg = slimdet.slimmable_config(zoo_cfg(FAMILIES[0]))
+    cfg.MODEL.ROI_HEADS.NAME = "StandardROIHeads"
+    with pytest.raises(ValueError, match="MODEL.ROI_HEADS.NAME 'StandardROIHeads' .* use "
+                                         "'build_slimmable_standard_roi_heads'"):
+        build_model(cfg)
     scfg = slimdet.slimmable_config(zoo_cfg(FAMILIES[0]), widths=[0.5, 1.0], slim_heads=True)
     assert scfg.MODEL.SLIMMABLE.WIDTHS == [0.5, 1.0] and scfg.MODEL.SLIMMABLE.SLIM_HEADS
     assert slimdet.slimmable_config(scfg) == scfg  # already slimmable: unchanged
@@ -85,7 +98,6 @@ def test_unknown_components_are_named():
 # Detectron2's own end-to-end model scenarios (tests/modeling/test_model_e2e.py), rewritten
 # here and run at every width: empty and half-empty training images of odd sizes, and
 # inf/nan features reaching the heads.
-MASK_RCNN, RETINANET, SEMANTIC = FAMILIES[3], FAMILIES[6], FAMILIES[8]
 ODD_SIZES = [(64, 80), (64, 79)]
 
 

@@ -208,6 +208,8 @@ def _slimdet_resnet(depth: int, widths: Sequence[float]) -> nn.Module:
         "MODEL.RESNETS.DEPTH", depth, "MODEL.RESNETS.RES2_OUT_CHANNELS", 256 if depth >= 50 else 64,
         "MODEL.RESNETS.STRIDE_IN_1X1", False, "MODEL.RESNETS.NORM", "FrozenBN",
         "MODEL.RESNETS.OUT_FEATURES", ["res2", "res3", "res4", "res5"],
+        "MODEL.RPN.HEAD_NAME", "build_slimmable_rpn_head",
+        "MODEL.ROI_HEADS.NAME", "build_slimmable_res5_roi_heads",
         "MODEL.SLIMMABLE.WIDTHS", list(widths)])
     with torch.device("meta"):
         return build_slimmable_resnet_backbone(cfg, ShapeSpec(channels=3))

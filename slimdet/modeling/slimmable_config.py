@@ -15,7 +15,7 @@ from detectron2.config import CfgNode
 from ..config import add_slimmable_config, validate_slimmable_config
 from .stock_config import slimmable_name
 
-__all__ = ["slimmable_config"]
+__all__ = ["slimmable_config", "check_slimmable_components"]
 
 # Meta-architectures whose own code runs unchanged on slimmable components.
 _PLAIN_META_ARCHITECTURES = ("GeneralizedRCNN", "ProposalNetwork", "SemanticSegmentor",
@@ -35,6 +35,23 @@ def _components(cfg: CfgNode) -> list[str]:
     if arch in ("SemanticSegmentor", "PanopticFPN"):
         keys.append("SEM_SEG_HEAD.NAME")
     return keys
+
+
+def check_slimmable_components(cfg: CfgNode) -> None:
+    """Raise ``ValueError`` if the model of ``cfg`` would feed a slimmable backbone's narrowed
+    features to a stock component (which fails with a shape error at the first narrow width),
+    naming the config key and the slimmable name to use."""
+    m = cfg.MODEL
+    names = {"META_ARCHITECTURE": m.META_ARCHITECTURE}
+    if m.META_ARCHITECTURE in _PLAIN_META_ARCHITECTURES:
+        names = {key: m[key.split(".")[0]][key.split(".")[1]] for key in _components(cfg)[1:]}
+    for key, name in names.items():
+        slim = slimmable_name(name)
+        if slim != name:
+            hint = f"use {slim!r}" if slim else "slimdet has no slimmable version of it"
+            raise ValueError(f"MODEL.{key} {name!r} would read the slimmable backbone's features "
+                             f"at full width; {hint} (slimdet.slimmable_config(cfg) sets every "
+                             "name)")
 
 
 def slimmable_config(cfg: CfgNode, widths: Optional[Sequence[float]] = None,

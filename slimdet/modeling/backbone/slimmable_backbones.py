@@ -10,6 +10,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import BACKBONE_REGISTRY, Backbone
 
 from ..conversion import build_slimmable
+from ..slimmable_config import check_slimmable_components
 from ..stock_config import register_stock_name
 from . import stock
 
@@ -20,18 +21,21 @@ __all__ = ["build_slimmable_resnet_backbone", "build_slimmable_resnet_fpn_backbo
 @BACKBONE_REGISTRY.register()
 def build_slimmable_resnet_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
     """Slimmable ResNet (depth 18/34/50/101), e.g. for C4 models."""
+    check_slimmable_components(cfg)
     return build_slimmable(cfg, lambda c: stock.build_stock_resnet(c, input_shape))
 
 
 @BACKBONE_REGISTRY.register()
 def build_slimmable_resnet_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
     """Slimmable ResNet-FPN with LastLevelMaxPool (Faster/Mask/Keypoint R-CNN)."""
+    check_slimmable_components(cfg)
     return build_slimmable(cfg, lambda c: stock.build_stock_resnet_fpn(c, input_shape))
 
 
 @BACKBONE_REGISTRY.register()
 def build_slimmable_retinanet_resnet_fpn_backbone(cfg: CfgNode, input_shape: ShapeSpec) -> Backbone:
     """Slimmable ResNet-FPN with P6/P7 (RetinaNet-style)."""
+    check_slimmable_components(cfg)
     return build_slimmable(cfg, lambda c: stock.build_stock_retinanet_resnet_fpn(c, input_shape))
 
 
