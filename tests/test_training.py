@@ -18,6 +18,7 @@ from torch import nn
 
 import slimdet
 from conftest import REPO, WIDTHS
+from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.data.datasets import register_synthetic
 from slimdet.data.synthetic import generate
 from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
@@ -60,6 +61,10 @@ def _metrics(output_dir):
 def test_train_every_width_then_evaluate_every_width(tiny_data, tmp_path):
     cfg = _cfg(tmp_path, "SOLVER.MAX_ITER", 3, "TEST.EVAL_PERIOD", 3)
     trainer = SlimmableTrainer(cfg)
+    assert type(trainer._trainer) is SlimmableSimpleTrainer
+    checkpointers = [h.checkpointer for h in trainer._hooks if hasattr(h, "checkpointer")]
+    assert checkpointers == [trainer.checkpointer]
+    assert isinstance(trainer.checkpointer, SlimmableCheckpointer)
     trainer.resume_or_load(resume=False)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.train()

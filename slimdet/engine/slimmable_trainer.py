@@ -4,16 +4,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
 from contextlib import nullcontext
+from functools import partial
 from typing import Sequence
+from unittest import mock
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
 from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
+from detectron2.engine import defaults as engine_defaults
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import (COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators,
                                    LVISEvaluator, SemSegEvaluator)
@@ -118,24 +120,21 @@ class SlimmableTrainer(DefaultTrainer):
 
     def __init__(self, cfg: CfgNode):
         validate_slimmable_config(cfg)
-        super().__init__(cfg)
+        with self._slimmable_loop_and_checkpointer(cfg):
+            super().__init__(cfg)
 
-    def _use_slimmable_loop_and_checkpointer(self) -> None:
-        """Replace the stock loop and checkpointer that ``DefaultTrainer.__init__`` built by
-        ``SlimmableSimpleTrainer``/``SlimmableAMPTrainer`` (same model, data and optimizer) and
-        ``SlimmableCheckpointer``. ``DefaultTrainer`` has no factory for either, and its
-        ``__init__`` hands the checkpointer to the hooks in ``build_hooks``, so this runs
-        first thing there."""
-        loop = self._trainer
-        loop_cls = SlimmableAMPTrainer if self.cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
-        self._trainer = loop_cls(loop.model, loop.data_loader, loop.optimizer,
-                                 widths=train_widths(self.cfg))
-        self.checkpointer = SlimmableCheckpointer(loop.model, self.cfg.OUTPUT_DIR,
-                                                  trainer=weakref.proxy(self))
-
-    def build_hooks(self):
-        self._use_slimmable_loop_and_checkpointer()
-        return super().build_hooks()
+    @staticmethod
+    def _slimmable_loop_and_checkpointer(cfg: CfgNode):
+        """While ``DefaultTrainer.__init__`` runs, make the loop it builds a
+        ``SlimmableSimpleTrainer``/``SlimmableAMPTrainer`` over ``train_widths(cfg)`` and its
+        checkpointer a ``SlimmableCheckpointer``. ``DefaultTrainer`` has no factory for either:
+        it calls the names of its module, so those are what is bound here; the hooks it builds
+        then hold the slimmable checkpointer from the start."""
+        widths = train_widths(cfg)
+        return mock.patch.multiple(
+            engine_defaults, DetectionCheckpointer=SlimmableCheckpointer,
+            SimpleTrainer=partial(SlimmableSimpleTrainer, widths=widths),
+            AMPTrainer=partial(SlimmableAMPTrainer, widths=widths))
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Iterable[list[dict]]:
