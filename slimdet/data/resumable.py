@@ -87,9 +87,15 @@ class ResumableBatchSampler(Sampler):
             yield batch[mine]
 
 
+def _seed(*keys: int) -> int:
+    """A 32-bit seed mixed from ``keys`` (NumPy's ``SeedSequence``: nearby keys give
+    unrelated streams)."""
+    return int(np.random.SeedSequence(list(keys)).generate_state(1)[0])
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed)
     torch.manual_seed(seed)
 
 
@@ -111,12 +117,12 @@ class SeededMapDataset(Dataset):
 
     def __getitem__(self, key: Position) -> Any:
         position, index = key
-        fallback = random.Random(self.seed * 1_000_003 + position)
+        fallback = random.Random(_seed(self.seed, position))
         for attempt in range(100):
             record = self.dataset_dicts[index]
             try:
                 with preserved_rng():  # leaves the main process's training stream alone
-                    _seed_everything((self.seed * 1_000_003 + position) * 101 + attempt)
+                    _seed_everything(_seed(self.seed, position, attempt))
                     mapped = self.mapper(record)  # Detectron2's mappers copy the record
             except Exception as err:
                 raise RuntimeError(

@@ -37,6 +37,11 @@ def _components(cfg: CfgNode) -> list[str]:
     return keys
 
 
+def _value(node: CfgNode, key: str) -> str:
+    first, second = key.split(".")
+    return node[first][second]
+
+
 def check_slimmable_components(cfg: CfgNode) -> None:
     """Raise ``ValueError`` if the model of ``cfg`` would feed a slimmable backbone's narrowed
     features to a stock component (which fails with a shape error at the first narrow width),
@@ -44,7 +49,7 @@ def check_slimmable_components(cfg: CfgNode) -> None:
     m = cfg.MODEL
     names = {"META_ARCHITECTURE": m.META_ARCHITECTURE}
     if m.META_ARCHITECTURE in _PLAIN_META_ARCHITECTURES:
-        names = {key: m[key.split(".")[0]][key.split(".")[1]] for key in _components(cfg)[1:]}
+        names = {key: _value(m, key) for key in _components(cfg)[1:]}
     for key, name in names.items():
         slim = slimmable_name(name)
         if slim != name:
@@ -81,11 +86,11 @@ def slimmable_config(cfg: CfgNode, widths: Optional[Sequence[float]] = None,
                              "RetinaNet")
         m.META_ARCHITECTURE = arch
     for key in _components(out):
-        node, leaf = key.split(".")
-        name = slimmable_name(m[node][leaf])
+        name = slimmable_name(_value(m, key))
         if name is None:
-            raise ValueError(f"MODEL.{key} {m[node][leaf]!r} has no slimmable version in slimdet "
+            raise ValueError(f"MODEL.{key} {_value(m, key)!r} has no slimmable version in slimdet "
                              "(register one with slimdet.modeling.register_stock_name)")
+        node, leaf = key.split(".")
         m[node][leaf] = name
     validate_slimmable_config(out)
     if cfg.is_frozen():
