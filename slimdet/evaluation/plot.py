@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["plot_ap_vs_flops"]
+__all__ = ["plot_ap_vs_flops", "plot_comparison"]
 
 
 def plot_ap_vs_flops(summary_json: str, png_path: str) -> None:
@@ -29,6 +29,35 @@ def plot_ap_vs_flops(summary_json: str, png_path: str) -> None:
     ax.set_title("Slimmable model: AP vs FLOPs per width")
     ax.grid(alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=120)
+    plt.close(fig)
+
+
+def plot_comparison(table: list[dict], png_path: str) -> None:
+    """AP against GFLOPs from ``compare_runs``: one line per family (I-Net, S-Net) and metric,
+    error bars one standard deviation over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("box AP", "mask AP", "keypoint AP") if m in table[0]]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    gflops = [row["GFLOPs"] for row in table]
+    for ax, metric in zip(axes[0], metrics):
+        for family, style in (("I-Net", "s--"), ("S-Net", "o-")):
+            stats = [row[metric][family] for row in table]
+            ax.errorbar(gflops, [s["mean"] for s in stats], yerr=[s["std"] for s in stats],
+                        fmt=style, capsize=3, label=f"{family} (n={stats[0]['n']})")
+        for row in table:
+            ax.annotate(f"{row['width']:g}x", (row["GFLOPs"], row[metric]["S-Net"]["mean"]),
+                        textcoords="offset points", xytext=(4, -10), fontsize=8)
+        ax.set_xlabel("GFLOPs (inference, test image)")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle("Slimmable network vs individually trained networks")
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
     plt.close(fig)

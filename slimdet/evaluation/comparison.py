@@ -1,0 +1,117 @@
+"""Compare finished runs: one slimmable network (S-Net) against individually trained networks
+(I-Nets), width by width, each family averaged over its seeds.
+
+A run is an ``OUTPUT_DIR`` holding ``per_width_results.json`` (``evaluate_widths``) and the
+``config.yaml`` Detectron2 writes at start-up. An I-Net run trains one width: its
+``TRAIN_WIDTHS`` (or ``WIDTHS``) has a single entry, and only that width's row is used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from dataclasses import dataclass
+
+from detectron2.config import CfgNode
+
+from ..config import train_widths
+from .width_evaluation import COLUMNS
+
+__all__ = ["Run", "load_run", "compare_runs", "MATCHED_KEYS"]
+
+# Settings that must agree between compared runs (a different dataset or schedule is no
+# comparison of architectures).
+MATCHED_KEYS = ("DATASETS.TRAIN", "DATASETS.TEST", "SOLVER.MAX_ITER", "SOLVER.IMS_PER_BATCH",
+                "SOLVER.BASE_LR", "SOLVER.STEPS", "INPUT.MIN_SIZE_TRAIN", "INPUT.MIN_SIZE_TEST")
+METRICS = [title for title, _, _ in COLUMNS]
+
+
+@dataclass
+class Run:
+    """One finished run: its folder, config and per-width result rows."""
+
+    path: str
+    cfg: CfgNode
+    rows: dict[float, dict]
+
+
+def load_run(path: str) -> Run:
+    """Read a run folder, or raise ``ValueError`` naming what is missing."""
+    files = {name: os.path.join(path, name)
+             for name in ("per_width_results.json", "config.yaml")}
+    missing = [name for name, f in files.items() if not os.path.isfile(f)]
+    if missing:
+        raise ValueError(f"{path} is not a finished slimdet run: no {' or '.join(missing)} "
+                         "(train and evaluate it with tools/train_net.py first)")
+    with open(files["config.yaml"]) as f:
+        cfg = CfgNode.load_cfg(f)
+    with open(files["per_width_results.json"]) as f:
+        rows = {float(r["width"]): r for r in json.load(f)["rows"]}
+    return Run(path, cfg, rows)
+
+
+def _setting(cfg: CfgNode, key: str):
+    node = cfg
+    for part in key.split("."):
+        node = node[part]
+    return list(node) if isinstance(node, (list, tuple)) else node
+
+
+def _check_matched(runs: list[Run]) -> None:
+    for key in MATCHED_KEYS:
+        values = {run.path: _setting(run.cfg, key) for run in runs}
+        if len({json.dumps(v) for v in values.values()}) > 1:
+            listing = "; ".join(f"{p}: {v}" for p, v in values.items())
+            raise ValueError(f"runs differ in {key}, so they do not compare: {listing}")
+
+
+def _individual_width(run: Run) -> float:
+    if "SLIMMABLE" not in run.cfg.MODEL:
+        raise ValueError(f"{run.path} is no slimdet run (its config has no MODEL.SLIMMABLE)")
+    widths = train_widths(run.cfg)
+    if len(widths) != 1:
+        raise ValueError(f"{run.path} trained widths {widths}; an individual run trains one "
+                         "(MODEL.SLIMMABLE.TRAIN_WIDTHS [w])")
+    if widths[0] not in run.rows:
+        raise ValueError(f"{run.path} has no evaluated row for its width {widths[0]}")
+    return widths[0]
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"mean": statistics.fmean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
+
+
+def compare_runs(slimmable: list[Run], individual: list[Run]) -> list[dict]:
+    """One row per width of the S-Net runs: GFLOPs and, for every metric present, the I-Net
+    and S-Net mean and standard deviation over seeds and the difference of the means.
+
+    Raises ``ValueError`` for runs of different settings (``MATCHED_KEYS``), S-Net runs of
+    different widths, I-Net runs that train several widths, or a width without an I-Net."""
+    if not slimmable or not individual:
+        raise ValueError("need at least one slimmable and one individual run")
+    _check_matched(slimmable + individual)
+    widths = sorted(slimmable[0].rows)
+    for run in slimmable[1:]:
+        if sorted(run.rows) != widths:
+            raise ValueError(f"slimmable runs evaluated different widths: {slimmable[0].path} "
+                             f"{widths}, {run.path} {sorted(run.rows)}")
+    by_width: dict[float, list[dict]] = {}
+    for run in individual:
+        width = _individual_width(run)
+        by_width.setdefault(width, []).append(run.rows[width])
+    lacking = [w for w in widths if w not in by_width]
+    if lacking:
+        raise ValueError(f"no individual run for widths {lacking}; have {sorted(by_width)}")
+    table = []
+    for width in widths:
+        snet = [run.rows[width] for run in slimmable]
+        row = {"width": width, "GFLOPs": snet[0]["GFLOPs"]}
+        for metric in METRICS:
+            if metric in snet[0] and all(metric in r for r in by_width[width]):
+                i_stats = _stats([r[metric] for r in by_width[width]])
+                s_stats = _stats([r[metric] for r in snet])
+                row[metric] = {"I-Net": i_stats, "S-Net": s_stats,
+                               "diff": s_stats["mean"] - i_stats["mean"]}
+        table.append(row)
+    return table
