@@ -18,12 +18,11 @@ from typing import Optional, Sequence
 
 import cv2
 import numpy as np
-from detectron2.config import get_cfg
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
-import slimdet
 from slimdet.runtime import SlimmablePredictor, WidthProfile, choose_width
+from slimdet.utils import load_slimmable_config
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -66,10 +65,7 @@ def format_profile(profile: WidthProfile) -> str:
 def main(argv: Optional[Sequence[str]] = None) -> WidthProfile:
     args = parse_args(argv)
     setup_logger(name="slimdet")
-    cfg = get_cfg()
-    slimdet.add_slimmable_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(list(args.opts))
+    cfg = load_slimmable_config(args.config_file, args.opts)
     if args.weights:
         cfg.MODEL.WEIGHTS = args.weights
     cfg.freeze()

@@ -1,5 +1,6 @@
 """Helpers shared by slimdet's command-line tools."""
-from .model_setup import load_slimmable_model
+from .model_setup import load_slimmable_config, load_slimmable_model
 from .rng import preserved_rng, rng_states, set_rng_states
 
-__all__ = ["load_slimmable_model", "preserved_rng", "rng_states", "set_rng_states"]
+__all__ = ["load_slimmable_config", "load_slimmable_model", "preserved_rng", "rng_states",
+           "set_rng_states"]

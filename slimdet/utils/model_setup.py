@@ -11,17 +11,24 @@ from torch import nn
 from ..checkpoint import SlimmableCheckpointer
 from ..config import add_slimmable_config
 
-__all__ = ["load_slimmable_model"]
+__all__ = ["load_slimmable_config", "load_slimmable_model"]
+
+
+def load_slimmable_config(config_file: str, opts: Sequence[str] = ()) -> CfgNode:
+    """Detectron2's config with ``MODEL.SLIMMABLE``, merged from ``config_file`` then ``opts``
+    (``KEY VALUE ...``); not frozen, so a tool can set its own keys before freezing it."""
+    cfg = get_cfg()
+    add_slimmable_config(cfg)
+    cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    return cfg
 
 
 def load_slimmable_model(config_file: str, opts: Sequence[str],
                          weights: Optional[str]) -> tuple[CfgNode, nn.Module]:
     """Frozen config (``config_file`` then ``opts``) and the eval-mode slimmable model, loaded
     from ``weights`` (slimmable or stock checkpoint) or randomly initialised if it is None."""
-    cfg = get_cfg()
-    add_slimmable_config(cfg)
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    cfg = load_slimmable_config(config_file, opts)
     cfg.MODEL.WEIGHTS = weights or ""
     cfg.freeze()
     model = build_model(cfg).eval()
