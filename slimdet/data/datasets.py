@@ -1,4 +1,5 @@
-"""Detectron2 registration of the synthetic shapes-and-stick-figures datasets.
+"""Detectron2 registration of the generated datasets: shapes and stick figures (``synthetic``)
+and the harder cluttered one (``clutter``).
 
 Registration is lazy, like Detectron2's builtin COCO datasets: only paths and static metadata
 (classes, keypoint names, flip map) are recorded, and the JSON is read when a dataset is first
@@ -18,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 # Category id in the JSON files = index + 1 (person = 1, as in COCO).
 THING_CLASSES = ("person", "circle", "rectangle", "triangle")
+CLUTTER_CLASSES = THING_CLASSES + ("star", "cross", "arrow", "crescent", "heart")
 
 # The 17 COCO person keypoints in COCO order; "left" is the figure's own left.
 KEYPOINT_NAMES = (
@@ -61,9 +63,9 @@ KEYPOINT_CONNECTION_RULES = (
 SPLITS = ("train", "val")
 
 
-def default_root() -> str:
-    """Synthetic dataset root: ``$SLIMDET_DATASETS`` (default ``datasets``) + ``/synthetic``."""
-    return os.environ.get("SLIMDET_DATASETS", "datasets") + "/synthetic"
+def default_root(name: str = "synthetic") -> str:
+    """Root of a generated dataset: ``$SLIMDET_DATASETS`` (default ``datasets``) + ``/name``."""
+    return os.environ.get("SLIMDET_DATASETS", "datasets") + "/" + name
 
 
 def annotation_path(root: str, task: str, split: str) -> str:
@@ -76,24 +78,27 @@ def image_dir(root: str, split: str) -> str:
     return os.path.join(root, "images", split)
 
 
-def _load(json_file: str, image_root: str, name: str, root: str) -> list[dict]:
+def _load(json_file: str, image_root: str, name: str, root: str, generator: str) -> list[dict]:
     """Load a registered split, failing clearly when it has not been generated yet."""
     if not os.path.isfile(json_file):
         raise FileNotFoundError(
             f"Annotation file of dataset '{name}' not found: {json_file}. "
-            f"Generate the synthetic dataset with: python -m slimdet.data.synthetic --out {root}"
+            f"Generate the dataset with: python -m {generator} --out {root}"
         )
     return load_coco_json(json_file, image_root, name)
 
 
-def register_synthetic(root: str, prefix: str = "synthetic") -> None:
-    """Register ``{prefix}_instances_{train,val}`` and ``{prefix}_keypoints_{train,val}``.
+def register_synthetic(root: str, prefix: str = "synthetic",
+                       classes: tuple[str, ...] = THING_CLASSES,
+                       generator: str = "slimdet.data.synthetic") -> None:
+    """Register ``{prefix}_instances_{train,val}`` (``classes``) and
+    ``{prefix}_keypoints_{train,val}`` (person keypoints) of the files ``generator`` writes.
 
     The files under ``root`` need not exist yet. Names that are already registered are left
     untouched, so calling this twice is a no-op (with a warning if ``root`` differs).
     """
     tasks = (
-        ("instances", "instances", list(THING_CLASSES), {}),
+        ("instances", "instances", list(classes), {}),
         (
             "keypoints",
             "person_keypoints",
@@ -120,7 +125,7 @@ def register_synthetic(root: str, prefix: str = "synthetic") -> None:
                     )
                 continue
             image_root = image_dir(root, split)
-            loader = functools.partial(_load, json_file, image_root, name, root)
+            loader = functools.partial(_load, json_file, image_root, name, root, generator)
             DatasetCatalog.register(name, loader)
             MetadataCatalog.get(name).set(
                 json_file=json_file,
