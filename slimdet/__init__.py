@@ -4,6 +4,7 @@ Importing ``slimdet`` registers its backbones and heads with Detectron2's regist
 """
 from . import data  # registers the synthetic datasets
 from .config import add_slimmable_config
+from .engine import calibrate_norms
 from .export import export_at_width
 from .layers import get_width, get_widths, set_width, width_key, width_scope
 from .modeling import slimmable_config, stock_config
@@ -11,4 +12,4 @@ from .runtime import SlimmablePredictor
 
 __all__ = ["add_slimmable_config", "get_width", "get_widths", "set_width", "width_scope",
            "width_key", "stock_config", "slimmable_config", "export_at_width",
-           "SlimmablePredictor"]
+           "SlimmablePredictor", "calibrate_norms"]

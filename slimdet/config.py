@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from detectron2.config import CfgNode as CN
 
-from .layers.width import width_index
+from .layers.width import width_in_range, width_index
 
-__all__ = ["add_slimmable_config", "validate_slimmable_config", "train_widths", "eval_widths"]
+__all__ = ["add_slimmable_config", "validate_slimmable_config", "train_widths", "eval_widths",
+           "universal_range", "resolve_width"]
 
 
 def add_slimmable_config(cfg: CN) -> None:
-    """Add ``MODEL.SLIMMABLE`` (widths and whether heads slim too) to ``cfg`` in place."""
+    """Add ``MODEL.SLIMMABLE`` (widths, and whether the FPN and the heads slim too) to ``cfg``
+    in place."""
     cfg.MODEL.SLIMMABLE = CN()
     # Every width the model can run at; the widest is the full network.
     cfg.MODEL.SLIMMABLE.WIDTHS = [0.25, 0.5, 0.75, 1.0]
@@ -18,9 +20,33 @@ def add_slimmable_config(cfg: CN) -> None:
     cfg.MODEL.SLIMMABLE.TRAIN_WIDTHS = []
     # Widths evaluated by the per-width evaluator; empty: all of WIDTHS.
     cfg.MODEL.SLIMMABLE.TEST_WIDTHS = []
+    # Scale FPN.OUT_CHANNELS with the width, and with it the RPN head (and RetinaNet's head),
+    # which take the FPN's channels. False is the paper's setting: only the backbone slims and
+    # the FPN's lateral convs read the leading channels of each backbone output.
+    cfg.MODEL.SLIMMABLE.SLIM_FPN = True
     # Also scale the ROI heads' hidden dims (box FC_DIM/CONV_DIM, mask CONV_DIM, keypoint
-    # CONV_DIMS) with the width. Backbone, FPN and RPN head always slim.
+    # CONV_DIMS) with the width. The backbone always slims.
     cfg.MODEL.SLIMMABLE.SLIM_HEADS = False
+    # Universally slimmable (Yu & Huang, ICCV 2019): the model runs at any width between
+    # min(WIDTHS) and max(WIDTHS) = 1.0, with norms shared and sliced to the width; WIDTHS are
+    # the widths listed by default (profiles, plots), TEST_WIDTHS may be any in the range, and
+    # training follows the sandwich rule.
+    cfg.MODEL.SLIMMABLE.UNIVERSAL = False
+    # Universal training: widths per iteration, the widest, the narrowest and the rest drawn
+    # uniformly between them, per (SEED, iteration).
+    cfg.MODEL.SLIMMABLE.SANDWICH_WIDTHS = 4
+    # Universal BatchNorm: training batches per width for calibrating its statistics before
+    # evaluation (slimdet.calibrate_norms).
+    cfg.MODEL.SLIMMABLE.CALIBRATION_BATCHES = 20
+    # Inplace distillation: the widest width's detached predictions teach the other widths of
+    # the iteration (slimdet.engine.distillation); a loss of weight 0 is left out.
+    cfg.MODEL.SLIMMABLE.DISTILL = CN()
+    cfg.MODEL.SLIMMABLE.DISTILL.ENABLED = False
+    cfg.MODEL.SLIMMABLE.DISTILL.RPN_CLS = 1.0
+    cfg.MODEL.SLIMMABLE.DISTILL.RPN_LOC = 1.0
+    cfg.MODEL.SLIMMABLE.DISTILL.ROI_CLS = 1.0
+    cfg.MODEL.SLIMMABLE.DISTILL.ROI_LOC = 1.0
+    cfg.MODEL.SLIMMABLE.DISTILL.FPN = 0.0
 
 
 def validate_slimmable_config(cfg: CN) -> None:
@@ -29,16 +55,44 @@ def validate_slimmable_config(cfg: CN) -> None:
     widths = list(s.WIDTHS)
     if not widths or any(not 0 < w <= 1 for w in widths) or len(set(widths)) != len(widths):
         raise ValueError(f"MODEL.SLIMMABLE.WIDTHS must be distinct values in (0, 1], got {widths}")
+    if s.get("UNIVERSAL"):
+        if max(widths) != 1.0 or len(widths) < 2:
+            raise ValueError("a universal model (MODEL.SLIMMABLE.UNIVERSAL) runs between "
+                             "min(WIDTHS) and 1.0: WIDTHS needs 1.0 and a narrower width, got "
+                             f"{widths}")
+        if s.TRAIN_WIDTHS:
+            raise ValueError("MODEL.SLIMMABLE.TRAIN_WIDTHS is for a width list; a universal "
+                             "model trains by the sandwich rule (SANDWICH_WIDTHS)")
+        if s.SANDWICH_WIDTHS < 2:
+            raise ValueError("MODEL.SLIMMABLE.SANDWICH_WIDTHS must be at least 2 (the widest and "
+                             f"the narrowest), got {s.SANDWICH_WIDTHS}")
     for key in ("TRAIN_WIDTHS", "TEST_WIDTHS"):
-        unknown = [w for w in s.get(key) if not _listed(widths, w)]
+        unknown = [w for w in s.get(key) if not _allowed(cfg, w)]
         if unknown:
-            raise ValueError(f"MODEL.SLIMMABLE.{key} has widths {unknown} not in "
-                             f"MODEL.SLIMMABLE.WIDTHS {widths}")
+            allowed = (f"the universal range [{min(widths):g}, 1]" if s.get("UNIVERSAL") else
+                       f"MODEL.SLIMMABLE.WIDTHS {widths}")
+            raise ValueError(f"MODEL.SLIMMABLE.{key} has widths {unknown} not in {allowed}")
 
 
-def _listed(widths: list[float], width: float) -> bool:
+def universal_range(cfg: CN) -> tuple[float, float] | None:
+    """(lowest, highest) width of a universal model, None for a model of listed widths."""
+    s = cfg.MODEL.SLIMMABLE
+    return (float(min(s.WIDTHS)), float(max(s.WIDTHS))) if s.get("UNIVERSAL") else None
+
+
+def resolve_width(cfg: CN, width: float) -> float:
+    """The width ``cfg``'s model runs at when asked for ``width``: the listed width it matches
+    (``width_index``), or any width of a universal model's range; ``ValueError`` otherwise."""
+    width_range = universal_range(cfg)
+    if width_range is not None:
+        return width_in_range(width_range, width)
+    widths = [float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS]
+    return widths[width_index(widths, width)]
+
+
+def _allowed(cfg: CN, width: float) -> bool:
     try:
-        width_index(widths, width)
+        resolve_width(cfg, width)
     except ValueError:
         return False
     return True
@@ -46,13 +100,13 @@ def _listed(widths: list[float], width: float) -> bool:
 
 def _resolved(cfg: CN, key: str) -> list[float]:
     validate_slimmable_config(cfg)
-    widths = [float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS]
-    chosen = cfg.MODEL.SLIMMABLE.get(key) or widths
-    return [widths[width_index(widths, w)] for w in chosen]
+    chosen = cfg.MODEL.SLIMMABLE.get(key) or cfg.MODEL.SLIMMABLE.WIDTHS
+    return [resolve_width(cfg, w) for w in chosen]
 
 
 def train_widths(cfg: CN) -> list[float]:
-    """The widths every training iteration visits: ``TRAIN_WIDTHS``, or all if it is empty."""
+    """The widths every training iteration visits: ``TRAIN_WIDTHS``, or all if it is empty
+    (universal models: the widths the sandwich rule may draw are in ``universal_range``)."""
     return _resolved(cfg, "TRAIN_WIDTHS")
 
 

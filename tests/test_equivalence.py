@@ -2,16 +2,15 @@
 weights are the leading slices: backbone features and full inference outputs must match."""
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 
 import slimdet
-from conftest import (WIDTHS, image_inputs, load_leading_slices, randomize_norms, slim_cfg,
-                      stock_model_at)
+from conftest import (REPO, WIDTHS, build_with_gn_rule, image_inputs, load_leading_slices,
+                      randomize_norms, slim_cfg, stock_model_at)
+from slimdet.layers import SlimConv2d, SlimmableModule
 from slimdet.modeling.backbone import build_stock_backbone
 
 ATOL = 1e-4
@@ -28,6 +27,7 @@ BACKBONES = {
     "R18-FPN-GN": ("MODEL.RESNETS.DEPTH", 18, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
                    "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN"),
     "R34-FPN": ("MODEL.RESNETS.DEPTH", 34, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64),
+    "R50-FPN-backbone-only": ("MODEL.SLIMMABLE.SLIM_FPN", False),
     "R101-FPN-P6P7": ("MODEL.RESNETS.DEPTH", 101,
                       "MODEL.BACKBONE.NAME", "build_slimmable_retinanet_resnet_fpn_backbone"),
     "X50-32x4d-C4-dilated": ("MODEL.RESNETS.NUM_GROUPS", 32, "MODEL.RESNETS.WIDTH_PER_GROUP", 4,
@@ -35,23 +35,6 @@ BACKBONES = {
                              "MODEL.RESNETS.OUT_FEATURES", ["res4", "res5"],
                              "MODEL.BACKBONE.NAME", "build_slimmable_resnet_backbone"),
 }
-
-
-def _stock_backbone_with_gn_rule(stock_cfg):
-    """Stock backbone; with GN, the documented rule: GroupNorm(gcd(32, C), C), since stock GN
-    (always 32 groups) cannot exist at e.g. 16 channels."""
-    if "GN" not in (stock_cfg.MODEL.RESNETS.NORM, stock_cfg.MODEL.FPN.NORM):
-        return build_stock_backbone(stock_cfg, ShapeSpec(channels=3))
-    c = stock_cfg.clone()
-    c.defrost()
-    c.MODEL.RESNETS.NORM = c.MODEL.FPN.NORM = "BN"
-    stock = build_stock_backbone(c, ShapeSpec(channels=3))
-    for module in list(stock.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.BatchNorm2d):
-                n = child.num_features
-                setattr(module, name, torch.nn.GroupNorm(math.gcd(32, n), n))
-    return stock
 
 
 @pytest.mark.parametrize("variant", list(BACKBONES))
@@ -63,11 +46,14 @@ def test_backbone_features_equal_stock_at_every_width(variant):
     x = torch.randn(2, 3, 64, 96)
     for width in WIDTHS:
         slimdet.set_width(backbone, width)
-        stock = _stock_backbone_with_gn_rule(slimdet.stock_config(cfg, width)).eval()
+        stock = build_with_gn_rule(lambda c: build_stock_backbone(c, ShapeSpec(channels=3)),
+                                   slimdet.stock_config(cfg, width)).eval()
         load_leading_slices(stock, backbone, width)
         with torch.no_grad():
             out, ref = backbone(x), stock(x)
         assert out.keys() == ref.keys()
+        if variant.endswith("backbone-only"):  # the paper's setting: FPN at full width
+            assert {out[k].shape[1] for k in out} == {cfg.MODEL.FPN.OUT_CHANNELS}
         for k in ref:
             assert out[k].shape == ref[k].shape, (variant, width, k)
             assert _max_err(out[k], ref[k]) < ATOL, (variant, width, k, _max_err(out[k], ref[k]))
@@ -102,8 +88,14 @@ def _compare_instances(out, ref, width, tag):
     return errs
 
 
+PAPER = REPO / "configs" / "COCO" / "paper"
+
+
 @pytest.mark.parametrize("config,slim_heads,extra", [
     ("slim_mask_rcnn_R50_FPN.yaml", False, ()),
+    (str(PAPER / "faster_rcnn_R50_FPN_1x.yaml"), False, ()),
+    (str(PAPER / "mask_rcnn_R50_FPN_1x.yaml"), False, ()),
+    (str(PAPER / "keypoint_rcnn_R50_FPN_1x.yaml"), False, ()),
     ("slim_mask_rcnn_R50_FPN.yaml", True, ("MODEL.ROI_MASK_HEAD.NORM", "GN")),
     ("slim_keypoint_rcnn_R50_FPN.yaml", False, ()),
     ("slim_keypoint_rcnn_R50_FPN.yaml", True, ()),
@@ -119,3 +111,17 @@ def test_full_model_inference_equals_stock(config, slim_heads, extra):
         with torch.no_grad():
             out, ref = model(inputs)[0], stock(inputs)[0]
         _compare_instances(out, ref, width, config)
+
+
+def test_paper_setting_slims_the_backbone_only():
+    """configs/COCO/paper: the FPN's lateral convs read the backbone's leading channels and
+    everything after them is one full-width network shared by every width."""
+    cfg = slim_cfg(str(PAPER / "mask_rcnn_R50_FPN_1x.yaml"))
+    model = build_model(cfg)
+    fpn = model.backbone
+    laterals = fpn.lateral_convs  # res5 first
+    assert all(isinstance(c, SlimConv2d) and set(c.out_channels_list) == {256} for c in laterals)
+    assert [c.in_channels_list for c in laterals] == [
+        tuple(int(w * c) for w in WIDTHS) for c in (2048, 1024, 512, 256)]
+    shared = [*fpn.output_convs, model.proposal_generator, model.roi_heads]
+    assert not [m for part in shared for m in part.modules() if isinstance(m, SlimmableModule)]

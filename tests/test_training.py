@@ -10,47 +10,17 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 
 import slimdet
-from conftest import REPO, WIDTHS
+from conftest import DETERMINISTIC, WIDTHS, tiny_train_cfg
 from slimdet.checkpoint import SlimmableCheckpointer
-from slimdet.data.datasets import register_synthetic
-from slimdet.data.synthetic import generate
-from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
+from slimdet.engine import (SandwichWidths, SlimmableSimpleTrainer, SlimmableTrainer,
+                            forward_backward_widths)
 from slimdet.layers import SlimLinear, SwitchableNorm
-
-# Settings under which a training step has no randomness left: every anchor and every proposal
-# is sampled (only their order is random) and every image gets the same number of proposals,
-# so per-image loss normalisers are equal and no augmentation is drawn.
-DETERMINISTIC = ["MODEL.RPN.BATCH_SIZE_PER_IMAGE", 4096, "MODEL.RPN.POST_NMS_TOPK_TRAIN", 16,
-                 "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 512, "INPUT.RANDOM_FLIP", "none"]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synthetic")
-    generate(str(root), num_train=4, num_val=4, image_size=64, seed=0)
-    register_synthetic(str(root), prefix="tiny")
-    return root
-
-
-def _cfg(output_dir, *opts):
-    cfg = get_cfg()
-    slimdet.add_slimmable_config(cfg)
-    cfg.merge_from_file(str(REPO / "configs" / "Synthetic" / "slim_mask_rcnn_R18_FPN.yaml"))
-    cfg.merge_from_list([
-        "DATASETS.TRAIN", ("tiny_instances_train",), "DATASETS.TEST", ("tiny_instances_val",),
-        "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64,
-        "INPUT.MAX_SIZE_TEST", 64, "SOLVER.IMS_PER_BATCH", 4, "SOLVER.BASE_LR", 0.01,
-        "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", (), "DATALOADER.NUM_WORKERS", 0,
-        "MODEL.FPN.OUT_CHANNELS", 64, "MODEL.ROI_BOX_HEAD.FC_DIM", 64, "SEED", 1,
-        "OUTPUT_DIR", str(output_dir), *opts])
-    return cfg
 
 
 def _metrics(output_dir):
@@ -59,7 +29,7 @@ def _metrics(output_dir):
 
 
 def test_train_every_width_then_evaluate_every_width(tiny_data, tmp_path):
-    cfg = _cfg(tmp_path, "SOLVER.MAX_ITER", 3, "TEST.EVAL_PERIOD", 3)
+    cfg = tiny_train_cfg(tmp_path, "SOLVER.MAX_ITER", 3, "TEST.EVAL_PERIOD", 3)
     trainer = SlimmableTrainer(cfg)
     assert type(trainer._trainer) is SlimmableSimpleTrainer
     checkpointers = [h.checkpointer for h in trainer._hooks if hasattr(h, "checkpointer")]
@@ -127,7 +97,7 @@ def test_resume_gives_the_same_weights_as_straight_training(tiny_data, tmp_path)
     opts = ["SOLVER.MAX_ITER", 4, "SOLVER.CHECKPOINT_PERIOD", 2, "MODEL.MASK_ON", False,
             "DATASETS.TEST", (),
             "SOLVER.MOMENTUM", 0.9, *DETERMINISTIC]
-    straight = SlimmableTrainer(_cfg(tmp_path / "straight", *opts))
+    straight = SlimmableTrainer(tiny_train_cfg(tmp_path / "straight", *opts))
     straight.resume_or_load(resume=False)
     straight.train()
 
@@ -136,7 +106,7 @@ def test_resume_gives_the_same_weights_as_straight_training(tiny_data, tmp_path)
     resumed_dir.mkdir()
     shutil.copy(tmp_path / "straight" / "model_0000001.pth", resumed_dir)
     (resumed_dir / "last_checkpoint").write_text("model_0000001.pth")
-    resumed = SlimmableTrainer(_cfg(resumed_dir, *opts))
+    resumed = SlimmableTrainer(tiny_train_cfg(resumed_dir, *opts))
     resumed.resume_or_load(resume=True)
     assert resumed.start_iter == 2
     resumed.train()
@@ -162,48 +132,53 @@ def _ddp_batch():
     return batch
 
 
-def _ddp_cfg():
-    cfg = _cfg("/tmp/unused", "MODEL.MASK_ON", False, "MODEL.ROI_BOX_HEAD.NORM", "",
-               *DETERMINISTIC)
-    return cfg
+def _ddp_cfg(universal: bool):
+    return tiny_train_cfg("/tmp/unused", "MODEL.MASK_ON", False, "MODEL.ROI_BOX_HEAD.NORM", "",
+                          "MODEL.SLIMMABLE.UNIVERSAL", universal, *DETERMINISTIC)
 
 
-def _one_step(model, data, world_size):
+def _one_step(model, data, universal: bool):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    trainer = SlimmableSimpleTrainer(model, [data], opt, widths=WIDTHS)
+    widths = SandwichWidths(0.25, 1.0, 4, seed=5) if universal else WIDTHS
+    trainer = SlimmableSimpleTrainer(model, [data], opt, widths=widths)
+    trainer.iter = 3  # the sandwich rule draws for (seed, iteration), on every process alike
     with EventStorage(0):
         trainer.run_step()
 
 
-def _ddp_worker(rank, init_file, weights, out):
+def _ddp_worker(rank, init_file, weights, out, universal):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     torch.set_num_threads(1)
-    model = build_model(_ddp_cfg())
+    model = build_model(_ddp_cfg(universal))
     model.load_state_dict(torch.load(weights))
     ddp = nn.parallel.DistributedDataParallel(model)
-    _one_step(ddp, [_ddp_batch()[rank]], 2)
+    _one_step(ddp, [_ddp_batch()[rank]], universal)
     if rank == 0:
         torch.save(model.state_dict(), out)
     dist.destroy_process_group()
 
 
-def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path):
+@pytest.mark.parametrize("universal", [False, True], ids=["width-list", "universal-sandwich"])
+def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path, universal):
     torch.manual_seed(0)
-    model = build_model(_ddp_cfg())
+    model = build_model(_ddp_cfg(universal))
     weights = tmp_path / "init.pth"
     torch.save(model.state_dict(), weights)
 
-    mp.start_processes(_ddp_worker,
-                       args=(str(tmp_path / "init"), str(weights), str(tmp_path / "ddp.pth")),
+    mp.start_processes(_ddp_worker, args=(str(tmp_path / "init"), str(weights),
+                                          str(tmp_path / "ddp.pth"), universal),
                        nprocs=2, start_method="spawn")
-    _one_step(model, _ddp_batch(), 1)
+    _one_step(model, _ddp_batch(), universal)
 
     ddp_sd, single_sd = torch.load(tmp_path / "ddp.pth"), model.state_dict()
     init = torch.load(weights)
     params = dict(model.named_parameters())
     moved = [k for k in params if not torch.equal(init[k], single_sd[k])]
-    assert any(".norm.0." in k for k in moved) and any(".norm.3." in k for k in moved)
-    for k in params:  # every parameter, including each width's own norms
+    if universal:  # one norm shared by every width
+        assert any(k.endswith(".norm.weight") for k in moved)
+    else:  # each width's own norms
+        assert any(".norm.0." in k for k in moved) and any(".norm.3." in k for k in moved)
+    for k in params:  # every parameter
         err = (ddp_sd[k] - single_sd[k]).abs().max().item()
         scale = (single_sd[k] - init[k]).abs().max().item()
         rounding = 4 * torch.finfo(torch.float32).eps * init[k].abs().max().item()

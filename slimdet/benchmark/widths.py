@@ -179,6 +179,7 @@ def benchmark_widths(cfg: CfgNode, model: nn.Module, *, height: int, width: int,
         "repeats": repeats, "warmup": warmup, "box_candidates": box_candidates,
         "train_repeats": train_repeats,
         "train_images": train_images,
+        "slim_fpn": bool(cfg.MODEL.SLIMMABLE.SLIM_FPN),
         "slim_heads": bool(cfg.MODEL.SLIMMABLE.SLIM_HEADS),
         "load_average_start": list(os.getloadavg()), "widths": {},
     }

@@ -11,7 +11,7 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
 
-from ..layers import get_widths
+from ..layers import SlicedBatchNorm2d, get_widths
 from .state_dict import (check_is_state_dict, check_state_dict_fits, check_widths_match,
                          key_listing, stock_state_dict, to_slimmable_state_dict,
                          with_frozen_bn_statistics)
@@ -100,6 +100,9 @@ class SlimmableCheckpointer(DetectionCheckpointer):
             state_dict = self._match_names(state_dict, checkpoint.get("__author__") == "Caffe2")
         state_dict = to_slimmable_state_dict(self.model, state_dict)
         check_state_dict_fits(self.model, state_dict)
+        for name, module in self.model.named_modules():  # Detectron2 drops other shapes
+            if isinstance(module, SlicedBatchNorm2d):
+                module.fit_calibration_to(state_dict, name + ".")
         checkpoint["model"] = state_dict
         return super()._load_model(checkpoint)
 

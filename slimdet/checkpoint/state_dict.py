@@ -15,6 +15,7 @@ from detectron2.layers import FrozenBatchNorm2d
 from torch import nn
 
 from ..layers import SwitchableNorm
+from ..layers.sliced_norm import CALIBRATION_BUFFERS
 
 __all__ = ["switchable_norm_prefixes", "stock_state_dict", "to_slimmable_state_dict",
            "with_frozen_bn_statistics", "check_is_state_dict", "check_widths_match",
@@ -104,19 +105,22 @@ def _group(key: str) -> str:
 def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> None:
     """Raise ``ValueError`` listing every key of ``state_dict`` that does not fit ``model``.
 
-    Not fitting: keys the model lacks, shapes that differ, and model keys missing from a part
+    Not fitting: keys the model lacks, shapes that differ (but for calibrated BatchNorm
+    statistics, which take the checkpoint's number of widths), and model keys missing from a part
     of the model (``backbone.bottom_up``, ``roi_heads.box_head``, ...) that the checkpoint
     otherwise covers (e.g. a checkpoint of another depth). Parts the checkpoint does not touch
     at all (heads, for an ImageNet backbone) may stay at their initialisation.
     """
     model_sd = model.state_dict()
+    calibrated = {k for k in model_sd if k.rpartition(".")[2] in CALIBRATION_BUFFERS}
     unexpected = sorted(k for k in state_dict if k not in model_sd)
     shapes = sorted(f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(model_sd[k].shape)}"
                     for k, v in state_dict.items()
-                    if k in model_sd and tuple(v.shape) != tuple(model_sd[k].shape))
+                    if k in model_sd and k not in calibrated
+                    and tuple(v.shape) != tuple(model_sd[k].shape))
     covered = {_group(k) for k in state_dict if k in model_sd}
     missing = sorted(k for k in model_sd if k not in state_dict and _group(k) in covered
-                     and not k.endswith("num_batches_tracked"))
+                     and not k.endswith("num_batches_tracked") and k not in calibrated)
     problems = []
     if unexpected:
         problems.append(f"{len(unexpected)} checkpoint keys not in the model:"

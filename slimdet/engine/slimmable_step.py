@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from contextlib import nullcontext
-from typing import Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Callable, ContextManager, Optional, Sequence
 
 import torch
 import torch.distributed as dist
@@ -17,6 +17,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..layers import set_width
+
+if TYPE_CHECKING:
+    from .distillation import InplaceDistillation
 
 __all__ = ["forward_backward_widths", "all_reduce_gradients"]
 
@@ -27,27 +30,35 @@ def forward_backward_widths(
     widths: Sequence[float],
     backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     autocast: Callable[[], ContextManager] = nullcontext,
+    distillation: Optional[InplaceDistillation] = None,
 ) -> dict[float, dict[str, torch.Tensor]]:
     """For each width, widest first: switch, forward, check the losses, backward.
 
     Only one width's graph is alive at a time. Gradients accumulate in ``.grad``; the caller
-    zeroes them before and steps the optimizer after. Returns each width's detached losses.
-    Leaves the model at the widest width.
+    zeroes them before and steps the optimizer after. With ``distillation``, the widest width's
+    predictions are kept (detached) and every other width adds its distillation losses. Returns
+    each width's detached losses. Leaves the model at the widest width.
     """
     no_sync = model.no_sync if isinstance(model, DistributedDataParallel) else nullcontext
+    capturing = distillation.capturing if distillation is not None else lambda _: nullcontext()
     losses_per_width = {}
+    widest = max(widths)
     for width in sorted(widths, reverse=True):
         set_width(model, width)
-        with no_sync():
+        with no_sync(), capturing(model):
             with autocast():
                 loss_dict = model(data)
+                if distillation is not None and width != widest:
+                    loss_dict.update(distillation.student_losses(model))
                 total = sum(loss_dict.values())
             if not math.isfinite(total.item()):
                 bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
                 raise FloatingPointError(f"non-finite loss at width {width}: {bad}")
             backward(total)
+        if distillation is not None and width == widest:
+            distillation.keep_teacher()
         losses_per_width[width] = {k: v.detach() for k, v in loss_dict.items()}
-    set_width(model, max(widths))
+    set_width(model, widest)
     return losses_per_width
 
 

@@ -25,12 +25,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..checkpoint import SlimmableCheckpointer
-from ..config import train_widths, validate_slimmable_config
+from ..config import eval_widths, validate_slimmable_config
 from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
 from ..evaluation import FastCOCOEvaluator, evaluate_widths
 from ..layers import width_key
 from ..utils.rng import preserved_rng, rng_states, set_rng_states
+from .calibration import calibrate_norms, needs_calibration
+from .distillation import InplaceDistillation, distillation_from_config
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
+from .width_sampling import FixedWidths, SandwichWidths, WidthSchedule, width_schedule
 
 __all__ = ["SlimmableSimpleTrainer", "SlimmableAMPTrainer", "SlimmableTrainer"]
 
@@ -38,13 +41,24 @@ logger = logging.getLogger(__name__)
 
 
 class _SlimmableStep:
-    """``run_step`` for Detectron2's loops: all widths on one batch, one optimizer step.
+    """``run_step`` for Detectron2's loops: the iteration's widths (``schedule``) on one batch,
+    one optimizer step, with inplace ``distillation`` if given.
 
     Logs every width's losses as ``w0.25/loss_cls`` (and ``w0.25/total_loss``) plus the
-    ``total_loss`` summed over widths, which is what the optimizer minimises.
+    ``total_loss`` summed over widths, which is what the optimizer minimises. Under the
+    sandwich rule the widths drawn between the widest and the narrowest are logged together,
+    averaged, as ``sampled/loss_cls``.
     """
 
-    widths: tuple[float, ...]
+    schedule: WidthSchedule
+    distillation: InplaceDistillation | None
+
+    def _init_widths(self, widths: Sequence[float] | WidthSchedule,
+                     distillation: InplaceDistillation | None) -> None:
+        self.schedule = widths if isinstance(widths, WidthSchedule) else FixedWidths(widths)
+        self.distillation = distillation
+        if distillation is not None:
+            distillation.check_model(self.model)
 
     def _backward(self, loss: torch.Tensor) -> None:
         loss.backward()
@@ -62,8 +76,8 @@ class _SlimmableStep:
         data_time = time.perf_counter() - start
 
         self.optimizer.zero_grad()
-        per_width = forward_backward_widths(self.model, data, self.widths, self._backward,
-                                            self._autocast)
+        per_width = forward_backward_widths(self.model, data, self.schedule(self.iter),
+                                            self._backward, self._autocast, self.distillation)
         all_reduce_gradients(self.model)
         self.after_backward()
         self._write_width_metrics(per_width, data_time)
@@ -71,30 +85,46 @@ class _SlimmableStep:
 
     def _write_width_metrics(self, per_width: dict[float, dict[str, torch.Tensor]],
                              data_time: float) -> None:
-        for width, loss_dict in per_width.items():
-            prefix = f"{width_key(width)}/"
-            self._write_metrics({prefix + k: v for k, v in loss_dict.items()}, data_time, prefix)
+        groups: dict[str, list[dict[str, torch.Tensor]]] = {}
+        widths = sorted(per_width)
+        for width in widths:
+            sampled = (isinstance(self.schedule, SandwichWidths)
+                       and width not in (widths[0], widths[-1]))
+            groups.setdefault("sampled" if sampled else width_key(width), []).append(
+                per_width[width])
+        for label, loss_dicts in groups.items():
+            prefix = f"{label}/"
+            mean = {prefix + k: sum(d[k] for d in loss_dicts) / len(loss_dicts)
+                    for k in loss_dicts[0]}
+            self._write_metrics(mean, data_time, prefix)
         storage = get_event_storage()
         latest = storage.latest()
-        totals = [latest.get(f"{width_key(w)}/total_loss") for w in per_width]
-        if comm.is_main_process() and all(t is not None and t[1] == self.iter for t in totals):
-            storage.put_scalar("total_loss", sum(t[0] for t in totals))
+        totals = [(latest.get(f"{label}/total_loss"), len(d)) for label, d in groups.items()]
+        if comm.is_main_process() and all(t is not None and t[1] == self.iter
+                                          for t, _ in totals):
+            storage.put_scalar("total_loss", sum(t[0] * n for t, n in totals))
 
 
 class SlimmableSimpleTrainer(_SlimmableStep, SimpleTrainer):
-    """``SimpleTrainer`` that visits ``widths`` on every iteration."""
+    """``SimpleTrainer`` that visits ``widths`` (a list, or a ``WidthSchedule``) on every
+    iteration, with inplace ``distillation`` if given."""
 
-    def __init__(self, model: nn.Module, data_loader, optimizer, widths: Sequence[float], **kwargs):
+    def __init__(self, model: nn.Module, data_loader, optimizer,
+                 widths: Sequence[float] | WidthSchedule,
+                 distillation: InplaceDistillation | None = None, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
-        self.widths = tuple(widths)
+        self._init_widths(widths, distillation)
 
 
 class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
-    """``AMPTrainer`` (CUDA mixed precision, gradient scaling) that visits ``widths``."""
+    """``AMPTrainer`` (CUDA mixed precision, gradient scaling) that visits ``widths``, with
+    inplace ``distillation`` if given."""
 
-    def __init__(self, model: nn.Module, data_loader, optimizer, widths: Sequence[float], **kwargs):
+    def __init__(self, model: nn.Module, data_loader, optimizer,
+                 widths: Sequence[float] | WidthSchedule,
+                 distillation: InplaceDistillation | None = None, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
-        self.widths = tuple(widths)
+        self._init_widths(widths, distillation)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.precision)
@@ -109,8 +139,10 @@ class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
 
 class SlimmableTrainer(DefaultTrainer):
     """``DefaultTrainer`` for slimmable models: every ``TRAIN_WIDTHS`` width on every
-    iteration, checkpoints through ``SlimmableCheckpointer``, and evaluation at every
-    ``TEST_WIDTHS`` width (results keyed ``w0.25``, ... for the EvalHook and writers).
+    iteration (universal models: the sandwich rule), inplace distillation if
+    ``MODEL.SLIMMABLE.DISTILL.ENABLED``, checkpoints through ``SlimmableCheckpointer``, and
+    evaluation at every ``TEST_WIDTHS`` width (results keyed ``w0.25``, ... for the EvalHook
+    and writers; a universal BatchNorm model is calibrated at those widths first).
 
     Resume is exact: checkpoints carry the data stream's seed and position (see
     ``slimdet.data.resumable``) and the global random generators, and evaluation leaves those
@@ -126,15 +158,17 @@ class SlimmableTrainer(DefaultTrainer):
     @staticmethod
     def _slimmable_loop_and_checkpointer(cfg: CfgNode):
         """While ``DefaultTrainer.__init__`` runs, make the loop it builds a
-        ``SlimmableSimpleTrainer``/``SlimmableAMPTrainer`` over ``train_widths(cfg)`` and its
-        checkpointer a ``SlimmableCheckpointer``. ``DefaultTrainer`` has no factory for either:
-        it calls the names of its module, so those are what is bound here; the hooks it builds
-        then hold the slimmable checkpointer from the start."""
-        widths = train_widths(cfg)
+        ``SlimmableSimpleTrainer``/``SlimmableAMPTrainer`` over ``width_schedule(cfg)`` (with
+        the config's distillation) and its checkpointer a ``SlimmableCheckpointer``.
+        ``DefaultTrainer`` has no factory for either: it calls the names of its module, so those
+        are what is bound here; the hooks it builds then hold the slimmable checkpointer from
+        the start."""
+        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+        loop = {"widths": width_schedule(cfg, seed), "distillation": distillation_from_config(cfg)}
         return mock.patch.multiple(
             engine_defaults, DetectionCheckpointer=SlimmableCheckpointer,
-            SimpleTrainer=partial(SlimmableSimpleTrainer, widths=widths),
-            AMPTrainer=partial(SlimmableAMPTrainer, widths=widths))
+            SimpleTrainer=partial(SlimmableSimpleTrainer, **loop),
+            AMPTrainer=partial(SlimmableAMPTrainer, **loop))
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Iterable[list[dict]]:
@@ -166,6 +200,8 @@ class SlimmableTrainer(DefaultTrainer):
         and next batch."""
         state = super().state_dict()
         state["rng"] = rng_states()
+        if isinstance(self._trainer.schedule, SandwichWidths):
+            state["width_seed"] = self._trainer.schedule.seed
         loader = self._resumable_loader()
         if loader is not None:
             state["data"] = {"seed": loader.batch_sampler.seed, "next_batch": self.iter + 1}
@@ -175,6 +211,8 @@ class SlimmableTrainer(DefaultTrainer):
         super().load_state_dict(state)
         if "rng" in state:
             set_rng_states(state["rng"])
+        if "width_seed" in state:
+            self._trainer.schedule.seed = int(state["width_seed"])
         loader = self._resumable_loader()
         if loader is not None and "data" in state:
             loader.batch_sampler.seed = loader.dataset.seed = state["data"]["seed"]
@@ -204,11 +242,16 @@ class SlimmableTrainer(DefaultTrainer):
     @classmethod
     def test(cls, cfg: CfgNode, model: nn.Module,
              evaluators: list[DatasetEvaluator] | None = None) -> OrderedDict:
-        """COCO evaluation at every ``MODEL.SLIMMABLE.TEST_WIDTHS`` width."""
+        """COCO evaluation at every ``MODEL.SLIMMABLE.TEST_WIDTHS`` width; a universal model
+        with BatchNorm is first calibrated at those widths on ``CALIBRATION_BATCHES`` training
+        batches."""
         def run(width: float, output_folder: str) -> dict:
             evals = evaluators or [cls.build_evaluator(cfg, name, os.path.join(output_folder, name))
                                    for name in cfg.DATASETS.TEST]
             return DefaultTrainer.test(cfg, model, evals)
 
         with preserved_rng():  # evaluating must not shift the training's random stream
+            if needs_calibration(model):
+                calibrate_norms(model, eval_widths(cfg), cls.build_train_loader(cfg),
+                                cfg.MODEL.SLIMMABLE.CALIBRATION_BATCHES)
             return evaluate_widths(cfg, model, run, cls.build_test_loader)

@@ -1,5 +1,6 @@
 """Compare finished runs: one slimmable network (S-Net) against individually trained networks
-(I-Nets), width by width, each family averaged over its seeds.
+(I-Nets), width by width, each family averaged over its seeds; optionally a universally
+slimmable network (US-Net) too, at the same widths and as a curve over every width it evaluated.
 
 A run is an ``OUTPUT_DIR`` holding ``per_width_results.json`` (``evaluate_widths``) and the
 ``config.yaml`` Detectron2 writes at start-up. An I-Net run trains one width: its
@@ -11,13 +12,14 @@ import json
 import os
 import statistics
 from dataclasses import dataclass
+from typing import Sequence
 
 from detectron2.config import CfgNode
 
 from ..config import train_widths
 from .width_evaluation import COLUMNS
 
-__all__ = ["Run", "load_run", "compare_runs", "MATCHED_KEYS"]
+__all__ = ["Run", "load_run", "compare_runs", "universal_curve", "MATCHED_KEYS"]
 
 # Settings that must agree between compared runs (a different dataset or schedule is no
 # comparison of architectures).
@@ -82,20 +84,46 @@ def _stats(values: list[float]) -> dict[str, float]:
             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
 
 
-def compare_runs(slimmable: list[Run], individual: list[Run]) -> list[dict]:
+def _same_widths(runs: list[Run], family: str) -> list[float]:
+    widths = sorted(runs[0].rows)
+    for run in runs[1:]:
+        if sorted(run.rows) != widths:
+            raise ValueError(f"{family} runs evaluated different widths: {runs[0].path} "
+                             f"{widths}, {run.path} {sorted(run.rows)}")
+    return widths
+
+
+def _is_universal(run: Run) -> bool:
+    return bool(run.cfg.MODEL.get("SLIMMABLE", {}).get("UNIVERSAL", False))
+
+
+def universal_curve(universal: list[Run]) -> list[dict]:
+    """Every width the US-Net runs evaluated: GFLOPs and each metric's mean and standard
+    deviation over the runs (seeds)."""
+    if not all(_is_universal(run) for run in universal):
+        raise ValueError("--universal takes runs of MODEL.SLIMMABLE.UNIVERSAL models: "
+                         f"{[r.path for r in universal if not _is_universal(r)]}")
+    curve = []
+    for width in _same_widths(universal, "universal"):
+        rows = [run.rows[width] for run in universal]
+        curve.append({"width": width, "GFLOPs": rows[0]["GFLOPs"],
+                      **{m: _stats([r[m] for r in rows]) for m in METRICS if m in rows[0]}})
+    return curve
+
+
+def compare_runs(slimmable: list[Run], individual: list[Run],
+                 universal: Sequence[Run] = ()) -> list[dict]:
     """One row per width of the S-Net runs: GFLOPs and, for every metric present, the I-Net
-    and S-Net mean and standard deviation over seeds and the difference of the means.
+    and S-Net mean and standard deviation over seeds and the difference of the means (and the
+    US-Net's statistics where ``universal`` runs evaluated that width).
 
     Raises ``ValueError`` for runs of different settings (``MATCHED_KEYS``), S-Net runs of
     different widths, I-Net runs that train several widths, or a width without an I-Net."""
     if not slimmable or not individual:
         raise ValueError("need at least one slimmable and one individual run")
-    _check_matched(slimmable + individual)
-    widths = sorted(slimmable[0].rows)
-    for run in slimmable[1:]:
-        if sorted(run.rows) != widths:
-            raise ValueError(f"slimmable runs evaluated different widths: {slimmable[0].path} "
-                             f"{widths}, {run.path} {sorted(run.rows)}")
+    _check_matched(slimmable + individual + list(universal))
+    widths = _same_widths(slimmable, "slimmable")
+    curve = {row["width"]: row for row in universal_curve(list(universal))} if universal else {}
     by_width: dict[float, list[dict]] = {}
     for run in individual:
         width = _individual_width(run)
@@ -113,5 +141,7 @@ def compare_runs(slimmable: list[Run], individual: list[Run]) -> list[dict]:
                 s_stats = _stats([r[metric] for r in snet])
                 row[metric] = {"I-Net": i_stats, "S-Net": s_stats,
                                "diff": s_stats["mean"] - i_stats["mean"]}
+                if metric in curve.get(width, {}):
+                    row[metric]["US-Net"] = curve[width][metric]
         table.append(row)
     return table

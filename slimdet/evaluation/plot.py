@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from typing import Sequence
 
 __all__ = ["plot_ap_vs_flops", "plot_comparison"]
 
@@ -34,9 +35,10 @@ def plot_ap_vs_flops(summary_json: str, png_path: str) -> None:
     plt.close(fig)
 
 
-def plot_comparison(table: list[dict], png_path: str) -> None:
+def plot_comparison(table: list[dict], png_path: str, curve: Sequence[dict] = ()) -> None:
     """AP against GFLOPs from ``compare_runs``: one line per family (I-Net, S-Net) and metric,
-    error bars one standard deviation over seeds."""
+    error bars one standard deviation over seeds; ``curve`` (``universal_curve``) adds the
+    US-Net at every width it evaluated."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,6 +52,11 @@ def plot_comparison(table: list[dict], png_path: str) -> None:
             stats = [row[metric][family] for row in table]
             ax.errorbar(gflops, [s["mean"] for s in stats], yerr=[s["std"] for s in stats],
                         fmt=style, capsize=3, label=f"{family} (n={stats[0]['n']})")
+        if curve:
+            stats = [row[metric] for row in curve]
+            ax.plot([row["GFLOPs"] for row in curve], [s["mean"] for s in stats], "-",
+                    color="tab:green", alpha=0.8, label=f"US-Net, {len(curve)} widths "
+                    f"(n={stats[0]['n']})")
         for row in table:
             ax.annotate(f"{row['width']:g}x", (row["GFLOPs"], row[metric]["S-Net"]["mean"]),
                         textcoords="offset points", xytext=(4, -10), fontsize=8)
@@ -57,7 +64,8 @@ def plot_comparison(table: list[dict], png_path: str) -> None:
         ax.set_ylabel(metric)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle("Slimmable network vs individually trained networks")
+    fig.suptitle("Slimmable network vs individually trained networks"
+                 + (" and a universally slimmable one" if curve else ""))
     fig.tight_layout()
     fig.savefig(png_path, dpi=120)
     plt.close(fig)

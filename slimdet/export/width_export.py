@@ -7,7 +7,7 @@ width ``w``'s own norms, i.e. exactly the network the slimmable model runs at ``
 """
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterator, Mapping
 
 import torch
 from detectron2.config import CfgNode
@@ -15,7 +15,9 @@ from detectron2.modeling import build_model
 from torch import nn
 
 from ..checkpoint.state_dict import switchable_norm_prefixes
-from ..layers import get_widths, width_index
+from ..layers import (SlicedBatchNorm2d, SlicedGroupNorm, SwitchableNorm, get_widths,
+                      group_norm_groups, width_index)
+from ..layers.switchable_norm import DETECTRON2_GN_GROUPS
 from ..modeling.stock_config import stock_config
 
 __all__ = ["export_at_width", "width_state_dict"]
@@ -26,8 +28,9 @@ def export_at_width(cfg: CfgNode, model: nn.Module, width: float) -> tuple[CfgNo
     ``width``. ``model``'s active width is left unchanged; the copy is in ``model``'s train/eval
     mode, on ``cfg.MODEL.DEVICE``.
 
-    Raises ``ValueError`` for a width ``cfg`` does not list, and for widths plain Detectron2
-    cannot build (narrow R18/R34, GroupNorm layers whose channels are not a multiple of 32).
+    Raises ``ValueError`` for a width ``cfg`` does not list (a universal model: outside its
+    range), and for widths plain Detectron2 cannot build (narrow R18/R34, GroupNorm layers whose
+    channels are not a multiple of 32).
     """
     cfg_w = stock_config(cfg, width)
     if tuple(float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS) != get_widths(model):
@@ -46,27 +49,42 @@ def _check_detectron2_can_build(cfg_w: CfgNode, model: nn.Module, width: float) 
             f"cannot export width {width}: plain Detectron2 builds R{resnets.DEPTH} only with "
             f"MODEL.RESNETS.RES2_OUT_CHANNELS = 64, but this width has {resnets.RES2_OUT_CHANNELS} "
             "(slimdet assembles narrow R18/R34 itself, which Detectron2's build_model cannot)")
-    index = width_index(get_widths(model), width)
-    for name, norms in switchable_norm_prefixes(model).items():
-        norm, full = norms[index], norms[norms.widths.index(max(norms.widths))]
-        if isinstance(norm, nn.GroupNorm) and norm.num_groups != full.num_groups:
+    for name, channels in _group_norm_channels(model, width):
+        if channels % DETECTRON2_GN_GROUPS:
             raise ValueError(
-                f"cannot export width {width}: layer {name} has {norm.num_channels} channels, "
-                f"not a multiple of the {full.num_groups} GroupNorm groups plain Detectron2 uses "
-                f"(slimdet uses gcd({full.num_groups}, {norm.num_channels}) = {norm.num_groups})")
+                f"cannot export width {width}: layer {name} has {channels} channels, not a "
+                f"multiple of the {DETECTRON2_GN_GROUPS} GroupNorm groups plain Detectron2 uses "
+                f"(slimdet uses gcd({DETECTRON2_GN_GROUPS}, {channels}) = "
+                f"{group_norm_groups(DETECTRON2_GN_GROUPS, channels)})")
+
+
+def _group_norm_channels(model: nn.Module, width: float) -> Iterator[tuple[str, int]]:
+    """(name, channels at ``width``) of every GroupNorm layer of ``model``."""
+    for name, module in model.named_modules():
+        if isinstance(module, SlicedGroupNorm):
+            yield name, module.channel_rule.at(width)
+        elif isinstance(module, SwitchableNorm):
+            norm = module[width_index(module.widths, width)]
+            if isinstance(norm, nn.GroupNorm):
+                yield name, norm.num_channels
 
 
 def width_state_dict(model: nn.Module, width: float,
                      targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The slimmable ``model``'s state at ``width`` in stock layout, one entry per key of
     ``targets`` (a stock model's state dict): the leading slice of the shared tensor shaped like
-    the target, or of the width's own norm for switchable norms."""
-    index = width_index(get_widths(model), width)
+    the target, or of the width's own norm for switchable norms (a universal model's BatchNorm:
+    the statistics calibrated for ``width``)."""
     norms = switchable_norm_prefixes(model)
+    index = width_index(get_widths(model), width) if norms else None
+    calibrated = {n: m for n, m in model.named_modules() if isinstance(m, SlicedBatchNorm2d)}
     source = model.state_dict()
     out = {}
     for key, target in targets.items():
         prefix, _, name = key.rpartition(".")
+        if prefix in calibrated and name in ("running_mean", "running_var"):
+            out[key] = calibrated[prefix].statistics(width)[name == "running_var"]
+            continue
         source_key = f"{prefix}.{index}.{name}" if prefix in norms else key
         if source_key not in source:
             raise ValueError(f"stock key {key} has no slimmable counterpart {source_key}; was the "

@@ -1,15 +1,17 @@
 """Switchable normalization: one independent norm (parameters and statistics) per width.
 
 Supported norms are those Detectron2 builds from ``NORM`` strings: FrozenBN, BN, SyncBN (and the
-naive variant) and GN. GroupNorm rule: at a width with ``C`` channels, GN uses
-``gcd(G, C)`` groups, where ``G`` is the full model's group count (32 in Detectron2). That is
-``G`` whenever ``C`` is a multiple of ``G`` (identical to stock Detectron2) and otherwise the
-largest group count dividing both, e.g. 16 channels -> 16 groups.
+naive variant) and GN. GroupNorm rule: a GN layer with ``C`` channels uses ``gcd(G, C)`` groups,
+where ``G`` is the group count asked for (32 in Detectron2). That is ``G`` whenever ``C`` is a
+multiple of ``G`` (identical to stock Detectron2) and otherwise the largest group count dividing
+both, e.g. 16 channels -> 16 groups, 48 -> 16. The rule holds at every width, the widest included.
 """
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+from unittest import mock
 
 import torch
 from detectron2.layers import FrozenBatchNorm2d
@@ -17,9 +19,11 @@ from torch import nn
 
 from .width import SlimmableModule
 
-__all__ = ["SwitchableNorm", "norm_at_channels", "group_norm_groups", "NORM_TYPES"]
+__all__ = ["SwitchableNorm", "norm_at_channels", "group_norm_groups", "group_norm_rule",
+           "NORM_TYPES"]
 
 NORM_TYPES = (FrozenBatchNorm2d, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
+DETECTRON2_GN_GROUPS = 32  # Detectron2's "GN" is GroupNorm(32, C)
 
 
 def group_norm_groups(full_groups: int, channels: int) -> int:
@@ -27,9 +31,25 @@ def group_norm_groups(full_groups: int, channels: int) -> int:
     return math.gcd(full_groups, channels)
 
 
-def norm_at_channels(norm: nn.Module, channels: int) -> nn.Module:
+@contextmanager
+def group_norm_rule() -> Iterator[None]:
+    """Inside the block, ``nn.GroupNorm(G, C)`` builds ``group_norm_groups(G, C)`` groups, so
+    Detectron2's builders (always 32 groups for ``"GN"``) make GN layers at any width instead of
+    raising for ``C`` not divisible by ``G``. Layers that stock PyTorch accepts are unchanged."""
+    init = nn.GroupNorm.__init__
+
+    def init_with_rule(self, num_groups: int, num_channels: int, *args, **kwargs):
+        init(self, group_norm_groups(num_groups, num_channels), num_channels, *args, **kwargs)
+
+    with mock.patch.object(nn.GroupNorm, "__init__", init_with_rule):
+        yield
+
+
+def norm_at_channels(norm: nn.Module, channels: int,
+                     groups: Optional[int] = None) -> nn.Module:
     """A norm of the same kind as ``norm`` for ``channels`` channels, initialised from the
-    leading ``channels`` entries of ``norm``'s parameters and statistics."""
+    leading ``channels`` entries of ``norm``'s parameters and statistics. A GroupNorm gets
+    ``groups`` groups (default: ``group_norm_groups(norm.num_groups, channels)``)."""
     if isinstance(norm, FrozenBatchNorm2d):
         new = FrozenBatchNorm2d(channels, eps=norm.eps)
     elif isinstance(norm, nn.modules.batchnorm._BatchNorm):
@@ -38,8 +58,8 @@ def norm_at_channels(norm: nn.Module, channels: int) -> nn.Module:
         if hasattr(norm, "_stats_mode"):  # detectron2's NaiveSyncBatchNorm
             new._stats_mode = norm._stats_mode
     elif isinstance(norm, nn.GroupNorm):
-        new = nn.GroupNorm(group_norm_groups(norm.num_groups, channels), channels, eps=norm.eps,
-                           affine=norm.affine)
+        groups = groups or group_norm_groups(norm.num_groups, channels)
+        new = nn.GroupNorm(groups, channels, eps=norm.eps, affine=norm.affine)
     else:
         raise TypeError(f"no switchable version of {type(norm).__name__}; "
                         f"supported: FrozenBN, BN, SyncBN, GN")

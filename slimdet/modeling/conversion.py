@@ -6,47 +6,47 @@ transposed conv and linear layer whose shape differs across widths becomes a sli
 with the per-width channel counts read from those references, and every norm becomes a
 switchable norm. The forward code stays Detectron2's own, so the slimmable model at width ``w``
 is the stock model of ``stock_config(cfg, w)`` by construction.
+
+In universal mode (``MODEL.SLIMMABLE.UNIVERSAL``) one more reference is built at
+``PROBE_WIDTH``, just under 1, where every scaled config value ``V`` becomes ``V - 1``: a layer
+dimension of ``C`` channels at width 1 and ``P`` at the probe is ``C - P`` times a value ``V``,
+hence ``(C - P) * int(V * w)`` at any width ``w`` (its ``ChannelRule``), checked against every
+listed width. Norms become one shared norm sliced to the width (``sliced_norm``).
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
 from torch import nn
 
-from ..layers import SlimConv2d, SlimConvTranspose2d, SlimLinear, SwitchableNorm
-from ..layers.switchable_norm import NORM_TYPES
+from ..config import universal_range
+from ..layers import ChannelRule, SlimConv2d, SlimConvTranspose2d, SlimLinear, SwitchableNorm
+from ..layers.sliced_norm import sliced_norm
+from ..layers.switchable_norm import NORM_TYPES, group_norm_rule, norm_at_channels
 from .stock_config import stock_config
 
-__all__ = ["build_slimmable", "slimmify"]
+__all__ = ["build_slimmable", "slimmify", "PROBE_WIDTH"]
 
-
-def _shapes_only(cfg: CfgNode) -> CfgNode:
-    """Reference config for reading channel counts: GN becomes BN, since stock GN needs channels
-    divisible by 32, which narrow widths may not have (slimdet's own GN rule handles them)."""
-    out = cfg.clone()
-    out.defrost()
-
-    def visit(node: CfgNode) -> None:
-        for key, value in node.items():
-            if isinstance(value, CfgNode):
-                visit(value)
-            elif key == "NORM" and value == "GN":
-                node[key] = "BN"
-
-    visit(out)
-    return out
+# Every config value V up to 4096 scales to int(V * PROBE_WIDTH) = V - 1.
+PROBE_WIDTH = 1 - 2 ** -12
 
 
 def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -> nn.Module:
-    """Build the slimmable version of the component that ``build_stock(stock_cfg)`` builds."""
+    """Build the slimmable version of the component that ``build_stock(stock_cfg)`` builds.
+
+    GroupNorm layers follow slimdet's rule (``group_norm_rule``) at every width, so a model whose
+    widest width has e.g. 48 GN channels (an individual model of width 0.75) builds too."""
     widths = list(cfg.MODEL.SLIMMABLE.WIDTHS)
-    module = build_stock(stock_config(cfg, max(widths)))
-    with torch.device("meta"):
-        references = [build_stock(_shapes_only(stock_config(cfg, w))) for w in widths]
-    return slimmify(module, references, widths)
+    width_range = universal_range(cfg)
+    with group_norm_rule():
+        module = build_stock(stock_config(cfg, max(widths)))
+        with torch.device("meta"):
+            references = [build_stock(stock_config(cfg, w)) for w in widths]
+            probe = build_stock(stock_config(cfg, PROBE_WIDTH)) if width_range else None
+    return slimmify(module, references, widths, probe, width_range)
 
 
 def _channels(module: nn.Module) -> tuple[int, int]:
@@ -55,61 +55,102 @@ def _channels(module: nn.Module) -> tuple[int, int]:
     return module.in_channels, module.out_channels
 
 
-def _slim_layer(module: nn.Module, widths: Sequence[float], ins: list[int],
-                outs: list[int]) -> nn.Module:
+def _num_channels(norm: nn.Module) -> int:
+    return getattr(norm, "num_features", None) or norm.num_channels
+
+
+def _rule(name: str, full: int, probe: int, listed: Sequence[int],
+          widths: Sequence[float]) -> ChannelRule:
+    """The ``ChannelRule`` of a dimension with ``full`` channels at width 1 and ``probe`` at
+    ``PROBE_WIDTH``; ``TypeError`` if it does not give the ``listed`` counts at ``widths``."""
+    step = full - probe
+    rule = ChannelRule(step, full // step) if step else ChannelRule(full)
+    if (step and full % step) or [rule.at(w) for w in widths] != list(listed):
+        raise TypeError(f"cannot tell how {name} scales with the width: {full} channels at 1, "
+                        f"{probe} at {PROBE_WIDTH}, {list(listed)} at {list(widths)}; universal "
+                        "mode needs each to be a multiple of one scaled config value")
+    return rule
+
+
+def _slim_layer(module: nn.Module, widths: Sequence[float], ins: list[int], outs: list[int],
+                rules=None, width_range=None) -> nn.Module:
+    universal = {"rules": rules, "width_range": width_range}
     if isinstance(module, nn.Linear):
-        new = SlimLinear(widths, ins, outs, bias=module.bias is not None)
+        new = SlimLinear(widths, ins, outs, bias=module.bias is not None, **universal)
     elif isinstance(module, nn.ConvTranspose2d):
         new = SlimConvTranspose2d(widths, ins, outs, module.kernel_size, stride=module.stride,
                                   padding=module.padding, output_padding=module.output_padding,
                                   groups=module.groups, bias=module.bias is not None,
-                                  dilation=module.dilation)
+                                  dilation=module.dilation, **universal)
     else:
         if module.padding_mode != "zeros":
             raise TypeError(f"cannot slim a conv with padding_mode={module.padding_mode!r}")
         new = SlimConv2d(widths, ins, outs, module.kernel_size, stride=module.stride,
                          padding=module.padding, dilation=module.dilation, groups=module.groups,
                          bias=module.bias is not None, norm=getattr(module, "norm", None),
-                         activation=getattr(module, "activation", None))
+                         activation=getattr(module, "activation", None), **universal)
     new.weight, new.bias = module.weight, module.bias  # share the full weights, no copy
     return new.train(module.training)
 
 
-def slimmify(module: nn.Module, references: Sequence[nn.Module],
-             widths: Sequence[float]) -> nn.Module:
-    """Slimmable version of ``module``, given the same module built at each of ``widths``.
+def slimmify(module: nn.Module, references: Sequence[nn.Module], widths: Sequence[float],
+             probe: Optional[nn.Module] = None,
+             width_range: Optional[Sequence[float]] = None) -> nn.Module:
+    """Slimmable version of ``module``, given the same module built at each of ``widths``
+    (universal version, running at any width of ``width_range``: also given it built at
+    ``PROBE_WIDTH``; ``module`` is then the one of width 1).
 
     Submodules are replaced in place (also where a module keeps them in plain lists, as FPN
     does); the result is ``module`` itself unless ``module`` is a leaf layer that was replaced.
     """
-    replaced: dict[int, nn.Module] = {}
-    new = _slimmify(module, references, widths, replaced)
+    # id of a replaced module -> (that module, its replacement); holding the old module keeps
+    # its id from being reused by another object while the lists are re-pointed below.
+    replaced: dict[int, tuple[nn.Module, nn.Module]] = {}
+    new = _slimmify(module, references, widths, replaced, probe, width_range, "")
     for m in new.modules():  # re-point plain list/tuple attributes at the replacements
         for key, value in vars(m).items():
             if isinstance(value, (list, tuple)) and any(id(v) in replaced for v in value):
-                setattr(m, key, type(value)(replaced.get(id(v), v) for v in value))
+                setattr(m, key, type(value)(replaced[id(v)][1] if id(v) in replaced else v
+                                            for v in value))
     return new
 
 
 def _slimmify(module: nn.Module, references: Sequence[nn.Module], widths: Sequence[float],
-              replaced: dict[int, nn.Module]) -> nn.Module:
+              replaced: dict[int, tuple[nn.Module, nn.Module]], probe: Optional[nn.Module],
+              width_range: Optional[Sequence[float]], path: str) -> nn.Module:
     for name, child in list(module.named_children()):
-        new = _slimmify(child, [ref.get_submodule(name) for ref in references], widths, replaced)
+        child_probe = None if probe is None else probe.get_submodule(name)
+        new = _slimmify(child, [ref.get_submodule(name) for ref in references], widths, replaced,
+                        child_probe, width_range, f"{path}{name}.")
         if new is not child:
-            replaced[id(child)] = new
+            replaced[id(child)] = (child, new)
             setattr(module, name, new)
 
-    if isinstance(module, NORM_TYPES):
-        sizes = [getattr(r, "num_features", None) or r.num_channels for r in references]
-        return SwitchableNorm.from_norm(module, widths, sizes)
+    name = path.rstrip(".") or type(module).__name__
+    if isinstance(module, NORM_TYPES) and probe is not None:
+        rule = _rule(name, _num_channels(module), _num_channels(probe),
+                     [_num_channels(r) for r in references], widths)
+        return sliced_norm(module, widths, width_range, rule)
+    if isinstance(module, NORM_TYPES):  # each width's norm as its reference (GN groups too)
+        return SwitchableNorm(widths, [
+            norm_at_channels(module, _num_channels(r), getattr(r, "num_groups", None))
+            for r in references])
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         ins, outs = zip(*(_channels(r) for r in references))
-        if set(ins) == {_channels(module)[0]} and set(outs) == {_channels(module)[1]}:
+        rules = None
+        if probe is not None:
+            rules = tuple(_rule(f"{name} ({side})", full, at_probe, listed, widths)
+                          for side, full, at_probe, listed in zip(
+                              ("in", "out"), _channels(module), _channels(probe), (ins, outs)))
+            if not any(r.base for r in rules):
+                return module  # the same shape at every width: stays a stock layer
+        elif set(ins) == {_channels(module)[0]} and set(outs) == {_channels(module)[1]}:
             return module  # same shape at every width: stays a stock layer
         with torch.device("meta"):  # parameters are replaced by the module's own below
-            return _slim_layer(module, widths, list(ins), list(outs))
+            return _slim_layer(module, widths, list(ins), list(outs), rules, width_range)
     for pname, _param in module.named_parameters(recurse=False):
-        shapes = {tuple(ref.get_parameter(pname).shape) for ref in references}
+        shapes = {tuple(ref.get_parameter(pname).shape)
+                  for ref in [*references, probe] if ref is not None}
         if len(shapes) > 1:
             raise TypeError(f"cannot slim {type(module).__name__}: parameter {pname!r} changes "
                             f"shape with the width {sorted(shapes)}")
@@ -120,6 +161,6 @@ def input_shapes_at(cfg: CfgNode) -> dict[str, ShapeSpec]:
     """Output shapes of the (stock) backbone of ``cfg``, built on the meta device."""
     from .backbone.stock import build_stock_backbone
 
-    with torch.device("meta"):
+    with torch.device("meta"), group_norm_rule():
         backbone = build_stock_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
     return backbone.output_shape()

@@ -60,10 +60,12 @@ def check_slimmable_components(cfg: CfgNode) -> None:
 
 
 def slimmable_config(cfg: CfgNode, widths: Optional[Sequence[float]] = None,
-                     slim_heads: Optional[bool] = None) -> CfgNode:
+                     slim_heads: Optional[bool] = None,
+                     slim_fpn: Optional[bool] = None) -> CfgNode:
     """A slimmable copy of the stock config ``cfg`` (a model-zoo config or one's own), which
-    is left unchanged. ``widths`` and ``slim_heads`` set ``MODEL.SLIMMABLE.WIDTHS`` and
-    ``SLIM_HEADS`` (default: slimdet's defaults, or what ``cfg`` already has).
+    is left unchanged. ``widths``, ``slim_heads`` and ``slim_fpn`` set ``MODEL.SLIMMABLE``'s
+    ``WIDTHS``, ``SLIM_HEADS`` and ``SLIM_FPN`` (default: slimdet's defaults, or what ``cfg``
+    already has).
 
     Covers the ResNet/FPN families of Detectron2's model zoo: GeneralizedRCNN with FPN, C4
     and DC5 backbones and Standard, Cascade and Res5 ROI heads, RetinaNet, ProposalNetwork,
@@ -77,6 +79,8 @@ def slimmable_config(cfg: CfgNode, widths: Optional[Sequence[float]] = None,
         out.MODEL.SLIMMABLE.WIDTHS = [float(w) for w in widths]
     if slim_heads is not None:
         out.MODEL.SLIMMABLE.SLIM_HEADS = bool(slim_heads)
+    if slim_fpn is not None:
+        out.MODEL.SLIMMABLE.SLIM_FPN = bool(slim_fpn)
     m = out.MODEL
     if m.META_ARCHITECTURE not in _PLAIN_META_ARCHITECTURES:
         arch = slimmable_name(m.META_ARCHITECTURE)

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from detectron2.config import CfgNode
 
-from ..config import validate_slimmable_config
-from ..layers import width_index
+from ..config import resolve_width, validate_slimmable_config
 
 __all__ = ["stock_config", "register_stock_name", "stock_name", "slimmable_name"]
 
@@ -47,25 +46,26 @@ def _scale(value: int, width: float) -> int:
 
 
 def stock_config(cfg: CfgNode, width: float) -> CfgNode:
-    """Stock Detectron2 config (no ``MODEL.SLIMMABLE``, stock component names) at ``width``.
+    """Stock Detectron2 config (no ``MODEL.SLIMMABLE``, stock component names) at ``width``
+    (a listed width, or for a universal model any width of its range).
 
-    Scales ``RESNETS.STEM_OUT_CHANNELS``, ``RES2_OUT_CHANNELS``, ``WIDTH_PER_GROUP`` and
-    ``FPN.OUT_CHANNELS`` by ``int(C * width)``; with ``SLIM_HEADS`` also the ROI heads' and
-    the semantic segmentation head's hidden dims. ``NUM_GROUPS`` stays fixed.
+    Scales ``RESNETS.STEM_OUT_CHANNELS``, ``RES2_OUT_CHANNELS`` and ``WIDTH_PER_GROUP`` by
+    ``int(C * width)``; with ``SLIM_FPN`` also ``FPN.OUT_CHANNELS``; with ``SLIM_HEADS`` also
+    the ROI heads' and the semantic segmentation head's hidden dims. ``NUM_GROUPS`` stays fixed.
     """
     validate_slimmable_config(cfg)
-    widths = list(cfg.MODEL.SLIMMABLE.WIDTHS)
-    width = widths[width_index(widths, width)]
+    width = resolve_width(cfg, width)
     out = cfg.clone()
     out.defrost()
     m = out.MODEL
-    slim_heads = m.SLIMMABLE.SLIM_HEADS
+    slim_fpn, slim_heads = m.SLIMMABLE.SLIM_FPN, m.SLIMMABLE.SLIM_HEADS
     del m["SLIMMABLE"]
     _map_names(m)
     m.RESNETS.STEM_OUT_CHANNELS = _scale(m.RESNETS.STEM_OUT_CHANNELS, width)
     m.RESNETS.RES2_OUT_CHANNELS = _scale(m.RESNETS.RES2_OUT_CHANNELS, width)
     m.RESNETS.WIDTH_PER_GROUP = _scale(m.RESNETS.WIDTH_PER_GROUP, width)
-    m.FPN.OUT_CHANNELS = _scale(m.FPN.OUT_CHANNELS, width)
+    if slim_fpn:
+        m.FPN.OUT_CHANNELS = _scale(m.FPN.OUT_CHANNELS, width)
     if slim_heads:
         m.ROI_BOX_HEAD.FC_DIM = _scale(m.ROI_BOX_HEAD.FC_DIM, width)
         m.ROI_BOX_HEAD.CONV_DIM = _scale(m.ROI_BOX_HEAD.CONV_DIM, width)

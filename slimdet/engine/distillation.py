@@ -1,0 +1,192 @@
+"""Inplace distillation for R-CNN: in every iteration the widest width's detached predictions are
+soft targets for the narrower widths (Yu & Huang, ICCV 2019, carried over to detection).
+
+What is distilled, and why it fits a detector:
+
+* **RPN objectness and anchor deltas.** Anchors depend on the image and the anchor generator
+  only, so at every width the RPN predicts for the same anchors: each anchor's objectness is
+  pulled towards the teacher's (binary KL divergence), and its deltas towards the teacher's
+  (smooth L1) where the teacher sees an object (objectness above 0.5), weighted by it.
+* **ROI class logits and box deltas on the teacher's proposals.** The student's box head is run
+  once more on the regions the teacher's ROI heads sampled, so both classify the same boxes:
+  KL divergence of the class distributions, and smooth L1 of the deltas on the proposals the
+  teacher calls foreground.
+* **FPN outputs** against the teacher's leading channels (mean squared error; weight 0 by
+  default, since features of different widths need not agree channel by channel).
+
+Every student keeps its ground-truth losses (its own proposals need them); the widest width
+learns from the ground truth only; every teacher tensor is detached, so no distillation
+gradient reaches the teacher. The losses are logged per width (``w0.5/distill_roi_cls``, ...).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import torch
+import torch.nn.functional as F
+from detectron2.config import CfgNode
+from detectron2.modeling import GeneralizedRCNN, StandardROIHeads
+from detectron2.modeling.proposal_generator import RPN
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+__all__ = ["InplaceDistillation", "distillation_from_config"]
+
+_LOSSES = ("rpn_cls", "rpn_loc", "roi_cls", "roi_loc", "fpn")
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+class InplaceDistillation:
+    """Captures what a forward predicts (by hooks on the backbone, RPN head, box pooler and box
+    predictor of a ``GeneralizedRCNN`` with an ``RPN`` and ``StandardROIHeads``), keeps the
+    widest width's as the teacher and turns a student's into distillation losses.
+
+    Args:
+        weights: loss weight per target, keys ``rpn_cls``, ``rpn_loc``, ``roi_cls``,
+            ``roi_loc``, ``fpn``; a target of weight 0 is not computed.
+    """
+
+    def __init__(self, weights: dict[str, float]):
+        unknown = set(weights) - set(_LOSSES)
+        if unknown:
+            raise ValueError(f"unknown distillation losses {sorted(unknown)}; known: {_LOSSES}")
+        self.weights = {k: float(weights.get(k, 0.0)) for k in _LOSSES}
+        self.teacher: Optional[dict] = None
+        self._seen: dict = {}
+
+    @staticmethod
+    def check_model(model: nn.Module) -> None:
+        """Raise ``ValueError`` unless ``model`` has the parts the targets are taken from."""
+        net = _unwrap(model)
+        ok = (isinstance(net, GeneralizedRCNN) and isinstance(net.proposal_generator, RPN)
+              and isinstance(net.roi_heads, StandardROIHeads))
+        if not ok:
+            raise ValueError(
+                f"inplace distillation needs a GeneralizedRCNN with an RPN and StandardROIHeads "
+                f"(box head and predictor); this model is {type(net).__name__} with "
+                f"{type(getattr(net, 'roi_heads', None)).__name__}: set "
+                "MODEL.SLIMMABLE.DISTILL.ENABLED False")
+
+    @contextmanager
+    def capturing(self, model: nn.Module) -> Iterator[None]:
+        """Record, while the block runs, the features, RPN outputs, sampled proposal boxes and
+        box predictions of ``model``'s forward passes."""
+        net = _unwrap(model)
+
+        def keep(name, pick):  # the first call of a forward counts; hooks return None
+            def hook(module, *args) -> None:
+                self._seen.setdefault(name, pick(*args))
+            return hook
+
+        handles = [
+            net.backbone.register_forward_hook(keep("features", lambda args, out: out)),
+            net.proposal_generator.rpn_head.register_forward_hook(
+                keep("rpn", lambda args, out: out)),
+            net.roi_heads.box_pooler.register_forward_pre_hook(
+                keep("boxes", lambda args: args[1])),
+            net.roi_heads.box_predictor.register_forward_hook(keep("roi", lambda args, out: out)),
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    def keep_teacher(self) -> None:
+        """The last captured forward (the widest width's) becomes the detached teacher."""
+        def detach(value):
+            if isinstance(value, torch.Tensor):
+                return value.detach()
+            if isinstance(value, dict):
+                return {k: detach(v) for k, v in value.items()}
+            if isinstance(value, (list, tuple)):
+                return type(value)(detach(v) for v in value)
+            return value  # Boxes: built from detached proposals
+
+        self.teacher = detach(self._seen)
+        self._seen = {}
+
+    def student_losses(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """Weighted distillation losses of the last captured forward against the teacher."""
+        if self.teacher is None:
+            raise RuntimeError("no teacher: the widest width runs first and keep_teacher()")
+        student, teacher = self._seen, self.teacher
+        losses = {}
+        w = self.weights
+        if w["rpn_cls"] or w["rpn_loc"]:
+            (s_logits, s_deltas), (t_logits, t_deltas) = student["rpn"], teacher["rpn"]
+            if w["rpn_cls"]:
+                losses["distill_rpn_cls"] = w["rpn_cls"] * binary_kl(
+                    torch.cat([x.flatten() for x in s_logits]),
+                    torch.cat([x.flatten() for x in t_logits]))
+            if w["rpn_loc"]:
+                losses["distill_rpn_loc"] = w["rpn_loc"] * _objectness_weighted_l1(
+                    s_deltas, t_deltas, t_logits)
+        if w["roi_cls"] or w["roi_loc"]:
+            scores, deltas = self._student_roi_on_teacher_boxes(model, student["features"])
+            t_scores, t_deltas = teacher["roi"]
+            if w["roi_cls"]:
+                losses["distill_roi_cls"] = w["roi_cls"] * categorical_kl(scores, t_scores)
+            if w["roi_loc"]:
+                foreground = t_scores.argmax(1) < t_scores.shape[1] - 1
+                losses["distill_roi_loc"] = w["roi_loc"] * (
+                    F.smooth_l1_loss(deltas[foreground], t_deltas[foreground], beta=0.0,
+                                     reduction="sum") / max(1, int(foreground.sum())))
+        if w["fpn"]:
+            s_feat, t_feat = student["features"], teacher["features"]
+            losses["distill_fpn"] = w["fpn"] * sum(
+                F.mse_loss(s_feat[k], t_feat[k][:, : s_feat[k].shape[1]]) for k in s_feat
+            ) / len(s_feat)
+        self._seen = {}
+        return losses
+
+    def _student_roi_on_teacher_boxes(self, model: nn.Module,
+                                      features: dict[str, torch.Tensor]):
+        heads = _unwrap(model).roi_heads
+        pooled = heads.box_pooler([features[f] for f in heads.box_in_features],
+                                  self.teacher["boxes"])
+        return heads.box_predictor(heads.box_head(pooled))
+
+
+def binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Mean KL divergence of Bernoulli(sigmoid(student)) from Bernoulli(sigmoid(teacher));
+    zero exactly when the logits agree."""
+    p = teacher_logits.sigmoid()
+    return (F.binary_cross_entropy_with_logits(student_logits, p)
+            - F.binary_cross_entropy_with_logits(teacher_logits, p))
+
+
+def categorical_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of KL(softmax(teacher) || softmax(student))."""
+    if not len(student_logits):
+        return student_logits.sum() * 0.0
+    return F.kl_div(F.log_softmax(student_logits, 1), F.log_softmax(teacher_logits, 1),
+                    log_target=True, reduction="batchmean")
+
+
+def _objectness_weighted_l1(student: list[torch.Tensor], teacher: list[torch.Tensor],
+                            teacher_logits: list[torch.Tensor]) -> torch.Tensor:
+    """Smooth L1 between anchor deltas, over anchors whose teacher objectness exceeds 0.5,
+    weighted by it. Deltas are (N, A*4, H, W) and logits (N, A, H, W) per level."""
+    total, weight = student[0].sum() * 0.0, 0.0
+    for s, t, logits in zip(student, teacher, teacher_logits):
+        n, a, h, w = logits.shape
+        p = logits.sigmoid().reshape(n, a, 1, h, w)
+        p = torch.where(p > 0.5, p, torch.zeros_like(p))
+        diff = F.smooth_l1_loss(s.reshape(n, a, 4, h, w), t.reshape(n, a, 4, h, w), beta=0.0,
+                                reduction="none")
+        total = total + (diff * p).sum()
+        weight += float(p.sum())
+    return total / max(weight, 1.0)
+
+
+def distillation_from_config(cfg: CfgNode) -> Optional[InplaceDistillation]:
+    """``MODEL.SLIMMABLE.DISTILL`` as an ``InplaceDistillation``, or None if it is off."""
+    d = cfg.MODEL.SLIMMABLE.DISTILL
+    if not d.ENABLED:
+        return None
+    return InplaceDistillation({k: d[k.upper()] for k in _LOSSES})

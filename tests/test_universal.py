@@ -1,0 +1,225 @@
+"""Universally slimmable models: any width of the range is the stock model of stock_config(cfg, w),
+norms shared and sliced (BN calibrated after training), sandwich rule, inplace distillation."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from detectron2.data import build_detection_train_loader
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import build_backbone, build_model
+from detectron2.structures import BitMasks, Boxes, Instances
+from detectron2.utils.events import EventStorage
+
+import slimdet
+from conftest import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
+                      load_leading_slices, randomize_norms, slim_cfg, synthetic_cfg,
+                      tiny_train_cfg)
+from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms
+from slimdet.layers import SlimConv2d, SlimmableModule
+from slimdet.modeling.backbone import build_stock_backbone
+
+UNIVERSAL = ("MODEL.SLIMMABLE.UNIVERSAL", True)
+UNLISTED = [0.3, 0.6, 0.9]
+
+
+def test_full_model_equals_stock_at_unlisted_widths():
+    cfg = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL,
+                   "MODEL.SLIMMABLE.SLIM_HEADS", True)
+    model = build_model(cfg).eval()
+    randomize_norms(model)
+    for width in UNLISTED + [0.25, 1.0]:
+        slimdet.set_width(model, width)
+        assert slimdet.get_width(model) == width
+        stock = build_with_gn_rule(build_model, slimdet.stock_config(cfg, width)).eval()
+        load_leading_slices(stock, model, width)
+        assert sum(p.numel() for p in stock.parameters()) < sum(
+            p.numel() for p in model.parameters()) or width == 1.0
+        with torch.no_grad():
+            out = model(image_inputs())[0]["instances"]
+            ref = stock(image_inputs())[0]["instances"]
+        assert len(out) == len(ref) > 0, width
+        assert torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3), width
+        assert torch.equal(out.pred_masks, ref.pred_masks), width
+
+
+@pytest.mark.parametrize("norm", ["FrozenBN", "GN"])
+def test_backbone_equals_stock_at_unlisted_widths(norm):
+    cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.BACKBONE.FREEZE_AT", 0,
+                   "MODEL.RESNETS.NORM", norm, *UNIVERSAL)
+    backbone = build_backbone(cfg).eval()
+    randomize_norms(backbone)
+    x = torch.randn(1, 3, 64, 96)
+    for width in UNLISTED:
+        slimdet.set_width(backbone, width)
+        stock = build_with_gn_rule(lambda c: build_stock_backbone(c, ShapeSpec(channels=3)),
+                                   slimdet.stock_config(cfg, width)).eval()
+        load_leading_slices(stock, backbone, width)
+        with torch.no_grad():
+            out, ref = backbone(x), stock(x)
+        for k in ref:
+            assert out[k].shape == ref[k].shape
+            assert (out[k] - ref[k]).abs().max() < 1e-5 * ref[k].abs().max(), (width, k)
+
+
+def test_rounding_rule_follows_the_config_values():
+    """Width w scales each config value V to int(V * w) and Detectron2 multiplies it in: R50's
+    res5 at 0.3 has 8 * int(256 * 0.3) = 608 channels, not int(2048 * 0.3) = 614; GN over 19
+    stem channels has gcd(32, 19) = 1 group."""
+    cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.NORM", "GN", *UNIVERSAL)
+    assert slimdet.stock_config(cfg, 0.3).MODEL.RESNETS.RES2_OUT_CHANNELS == 76
+    backbone = build_backbone(cfg)
+    slimdet.set_width(backbone, 0.3)
+    bottom_up = backbone.bottom_up
+    assert bottom_up.res5[-1].conv3.active_channels() == (8 * int(64 * 0.3), 608)
+    assert bottom_up.stem.conv1.active_channels() == (3, 19)
+    out = bottom_up.stem(torch.randn(1, 3, 32, 32))
+    assert out.shape[1] == 19
+    with pytest.raises(ValueError, match=r"width 0.2 is outside the universal range \[0.25, 1\]"):
+        slimdet.set_width(backbone, 0.2)
+
+
+def test_a_new_width_costs_no_cache():
+    cfg = synthetic_cfg(*UNIVERSAL)
+    model = build_model(cfg).eval()
+    convs = [m for m in model.modules() if isinstance(m, SlimConv2d)]
+    with torch.no_grad():
+        for i in range(12):
+            slimdet.set_width(model, 0.25 + 0.06 * i)
+            model(image_inputs(height=128))
+    assert max(len(c._dense) for c in convs) == 1
+
+
+def _bn_cfg(*opts):
+    """The tiny training config with BatchNorm in an R50 backbone (narrow R18 is no stock
+    Detectron2 model)."""
+    return tiny_train_cfg("/tmp/unused", "MODEL.RESNETS.DEPTH", 50, "MODEL.RESNETS.NORM", "BN",
+                          "MODEL.RESNETS.RES2_OUT_CHANNELS", 256, "MODEL.FPN.NORM", "",
+                          "MODEL.ROI_MASK_HEAD.NORM", "", *UNIVERSAL, *opts)
+
+
+def test_calibration_reproduces_batch_statistics_computed_directly(tiny_data, tmp_path):
+    cfg = _bn_cfg(*DETERMINISTIC)
+    model = build_model(cfg)
+    loader = iter(build_detection_train_loader(cfg))
+    batches = [next(loader) for _ in range(3)]
+    calibrate_norms(model, [0.6], batches, num_batches=3)
+
+    stock = build_model(slimdet.stock_config(cfg, 0.6)).train()
+    with torch.no_grad():  # the stock model's BN statistics, directly: cumulative averages
+        slimdet.set_width(model, 0.6)
+        load_leading_slices(stock, model, 0.6)
+        for m in stock.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None
+        with EventStorage():
+            for batch in batches:
+                stock(batch)
+    ours = {n: m for n, m in model.named_modules() if hasattr(m, "calibrated_mean")}
+    theirs = {n: m for n, m in stock.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert ours.keys() == theirs.keys() and len(ours) > 10
+    for name, norm in ours.items():
+        c = theirs[name].num_features
+        assert torch.allclose(norm.calibrated_mean[0, :c], theirs[name].running_mean, atol=1e-5)
+        assert torch.allclose(norm.calibrated_var[0, :c], theirs[name].running_var, rtol=1e-4)
+
+    model.eval()
+    with torch.no_grad():
+        model([{"image": torch.rand(3, 64, 64) * 255}])  # calibrated: runs
+        slimdet.set_width(model, 0.7)
+        with pytest.raises(RuntimeError, match=r"no statistics for width 0.7.*calibrate_norms"):
+            model([{"image": torch.rand(3, 64, 64) * 255}])
+    # The statistics are part of the checkpoint.
+    fresh = build_model(cfg)
+    fresh.load_state_dict(model.state_dict())
+    assert fresh.backbone.bottom_up.stem.conv1.norm.calibrated_widths.tolist() == [0.6]
+
+
+def test_sandwich_rule_is_a_function_of_seed_and_iteration():
+    rule = SandwichWidths(0.25, 1.0, 4, seed=3)
+    widths = rule(7)
+    assert widths == SandwichWidths(0.25, 1.0, 4, seed=3)(7)
+    assert widths[0] == 1.0 and widths[-1] == 0.25 and len(widths) == 4
+    assert all(0.25 < w < 1.0 for w in widths[1:-1])
+    assert rule(8) != widths and SandwichWidths(0.25, 1.0, 4, seed=4)(7) != widths
+    drawn = [w for i in range(500) for w in rule(i)[1:-1]]
+    assert abs(sum(drawn) / len(drawn) - 0.625) < 0.02  # uniform between the ends
+
+
+def _distillation_run(width: float):
+    """One widest (teacher) forward and one student forward at ``width``, same batch."""
+    cfg = synthetic_cfg(*DETERMINISTIC, "MODEL.SLIMMABLE.DISTILL.FPN", 1.0)
+    model = build_model(cfg).train()
+    image = torch.rand(3, 128, 128) * 255
+    gt = Instances((128, 128), gt_classes=torch.tensor([1, 2]),
+                   gt_boxes=Boxes(torch.tensor([[10.0, 10, 60, 70], [70, 20, 120, 90]])))
+    masks = torch.zeros(2, 128, 128, dtype=torch.bool)
+    masks[0, 10:70, 10:60] = masks[1, 20:90, 70:120] = True
+    gt.gt_masks = BitMasks(masks)
+    batch = [{"image": image, "instances": gt}]
+    distill = InplaceDistillation({"rpn_cls": 1, "rpn_loc": 1, "roi_cls": 1, "roi_loc": 1,
+                                   "fpn": 1})
+    with EventStorage():
+        with distill.capturing(model):
+            model(batch)
+        distill.keep_teacher()
+        slimdet.set_width(model, width)
+        with distill.capturing(model):
+            model(batch)
+            losses = distill.student_losses(model)
+    return model, distill, losses
+
+
+def test_distillation_losses_vanish_when_student_is_teacher():
+    _, distill, losses = _distillation_run(1.0)
+    assert set(losses) == {"distill_rpn_cls", "distill_rpn_loc", "distill_roi_cls",
+                           "distill_roi_loc", "distill_fpn"}
+    for name, value in losses.items():
+        assert abs(value.item()) < 1e-5, (name, value)
+
+
+def test_distillation_gradients_do_not_reach_the_teacher():
+    model, distill, losses = _distillation_run(0.5)
+    assert all(v.item() > 0 for k, v in losses.items() if k != "distill_rpn_loc")
+    teacher = [t for part in ("rpn", "roi") for level in distill.teacher[part]
+               for t in (level if isinstance(level, list) else [level])]
+    assert teacher and not any(t.requires_grad for t in teacher)
+    model.zero_grad()
+    sum(losses.values()).backward()
+    # Channels that only the widest width uses get gradients only through the teacher's pass.
+    checked = 0
+    for m in model.modules():
+        if isinstance(m, SlimConv2d) and m.weight.grad is not None:
+            i = m.widths.index(0.5)
+            c_in, c_out = m.in_channels_list[i] // m.groups, m.out_channels_list[i]
+            assert not m.weight.grad[c_out:].any() and not m.weight.grad[:, c_in:].any()
+            assert m.weight.grad[:c_out, :c_in].any()
+            checked += 1
+    assert checked > 10
+
+
+def test_universal_training_with_distillation_logs_and_evaluates(tiny_data, tmp_path):
+    cfg = tiny_train_cfg(tmp_path, *UNIVERSAL, "MODEL.SLIMMABLE.DISTILL.ENABLED", True,
+                         "MODEL.SLIMMABLE.TEST_WIDTHS", [0.3, 1.0], "SOLVER.MAX_ITER", 2,
+                         "TEST.EVAL_PERIOD", 2)
+    trainer = SlimmableTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    history = trainer.storage.histories()
+    for key in ("w1/loss_cls", "w0.25/distill_roi_cls", "sampled/distill_rpn_cls",
+                "sampled/loss_mask"):
+        assert key in history, sorted(history)
+    assert "w1/distill_roi_cls" not in history  # the widest learns from the ground truth
+    assert trainer.state_dict()["width_seed"] == 1
+    rows = json.loads((tmp_path / "per_width_results.json").read_text())["rows"]
+    assert [r["width"] for r in rows] == [0.3, 1.0]
+    assert rows[0]["GFLOPs"] < rows[1]["GFLOPs"] / 4
+
+
+def test_universal_modules_are_slimmable_modules():
+    model = build_model(synthetic_cfg(*UNIVERSAL))
+    mods = [m for m in model.modules() if isinstance(m, SlimmableModule)]
+    assert mods and all(m.width_range == (0.25, 1.0) for m in mods)
+    assert not any(isinstance(m, slimdet.layers.SwitchableNorm) for m in mods)
