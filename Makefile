@@ -4,12 +4,16 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PY_CMD = $(shell bash tools/setup_env.sh 2> >(grep -v "is ignored" >&2) | tail -n 1)
 
-.PHONY: help setup test demo lint clean
+SEEDS ?= 0
+
+.PHONY: help setup test demo compare lint clean
 
 help:
 	@echo "make setup  - create .venv (or use PYTHON / active venv), install torch, detectron2, slimdet"
 	@echo "make test   - setup, then run the test suite"
 	@echo "make demo   - setup, generate synthetic data, train the slimmable Mask R-CNN, evaluate every width"
+	@echo "make compare [SEEDS=\"0 1\"] - setup, generate the clutter data, train the slimmable"
+	@echo "               Mask R-CNN and one individual model per width per seed, compare them"
 	@echo "make lint   - setup, then ruff check ."
 
 setup:
@@ -24,5 +28,8 @@ lint: setup
 demo: setup
 	bash tools/demo.sh "$(PY_CMD)"
 
+compare: setup
+	$(PY_CMD) tools/compare_study.py --seeds $(SEEDS)
+
 clean:
-	rm -rf output/demo datasets/synthetic
+	rm -rf output/demo output/compare datasets/synthetic datasets/clutter

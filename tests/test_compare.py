@@ -6,6 +6,7 @@ import json
 import pytest
 
 from conftest import WIDTHS, synthetic_cfg, tool
+from slimdet.data import clutter
 
 
 def _run(folder, ap: dict, *opts):
@@ -53,3 +54,44 @@ def test_mismatched_runs_are_refused(tmp_path):
         compare(["--slimmable", snet, "--individual", snet, *out])
     with pytest.raises(ValueError, match="is not a finished slimdet run: no per_width_results"):
         compare(["--slimmable", str(tmp_path), "--individual", *inets, *out])
+
+
+@pytest.mark.slow
+def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monkeypatch,
+                                                                 capsys):
+    """tools/compare_study.py end to end on a tiny clutter dataset: S-Net and I-Nets trained
+    by real train_net processes, the report written, and a second call keeps finished runs."""
+    monkeypatch.setenv("SLIMDET_DATASETS", str(tmp_path))  # where the child processes look
+    clutter.generate(str(tmp_path / "clutter"), num_train=4, num_val=2, seed=0)
+    args = ["--seeds", "0", "--output", str(tmp_path / "study"), "--data",
+            str(tmp_path / "clutter"), "--progress-every", "1",
+            "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]", "SOLVER.MAX_ITER", "2",
+            "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
+    study = tool("compare_study").main(args)
+    assert set(study["runs"]) == {"snet_s0", "inet_w0.5_s0", "inet_w1_s0"}
+    printed = capsys.readouterr().out
+    assert "| study " in printed and "ETA" in printed
+    report = json.loads((tmp_path / "study" / "report" / "comparison.json").read_text())
+    assert [row["width"] for row in report["rows"]] == [0.5, 1.0]
+
+    again = tool("compare_study").main(args)
+    assert again["runs"] == study["runs"]  # nothing retrained, earlier wall times kept
+    assert capsys.readouterr().out.count("finished earlier, kept") == 3
+
+
+def test_universal_runs_add_a_column_and_a_curve(tmp_path):
+    snet = _run(tmp_path / "s", {w: 40 * w for w in WIDTHS})
+    inets = [_inet(tmp_path / f"i{w}", w, 30.0) for w in WIDTHS]
+    every = [0.25 + i / 16 for i in range(13)]
+    universal = _run(tmp_path / "u", {w: 38 * w for w in every}, "MODEL.SLIMMABLE.UNIVERSAL",
+                     True, "MODEL.SLIMMABLE.TEST_WIDTHS", every)
+    out = tmp_path / "out"
+    table = tool("compare_widths").main(["--slimmable", snet, "--individual", *inets,
+                                         "--universal", universal, "--output", str(out)])
+    assert table[1]["box AP"]["US-Net"]["mean"] == 19.0  # width 0.5
+    report = json.loads((out / "comparison.json").read_text())
+    assert len(report["universal_curve"]) == 13
+    assert "| 0.5 | 0.5 | 30.0 → 20.0 (-10.0) | 19.0 |" in (out / "comparison.md").read_text()
+    with pytest.raises(ValueError, match="runs of MODEL.SLIMMABLE.UNIVERSAL models"):
+        tool("compare_widths").main(["--slimmable", snet, "--individual", *inets,
+                                     "--universal", snet, "--output", str(out)])
