@@ -28,6 +28,9 @@ BACKBONES = {
                    "MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN"),
     "R34-FPN": ("MODEL.RESNETS.DEPTH", 34, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64),
     "R50-FPN-backbone-only": ("MODEL.SLIMMABLE.SLIM_FPN", False),
+    "R50-FPN-universal": ("MODEL.SLIMMABLE.UNIVERSAL", True),
+    "R50-FPN-GN-universal": ("MODEL.RESNETS.NORM", "GN", "MODEL.FPN.NORM", "GN",
+                             "MODEL.SLIMMABLE.UNIVERSAL", True),
     "R101-FPN-P6P7": ("MODEL.RESNETS.DEPTH", 101,
                       "MODEL.BACKBONE.NAME", "build_slimmable_retinanet_resnet_fpn_backbone"),
     "X50-32x4d-C4-dilated": ("MODEL.RESNETS.NUM_GROUPS", 32, "MODEL.RESNETS.WIDTH_PER_GROUP", 4,
@@ -44,7 +47,8 @@ def test_backbone_features_equal_stock_at_every_width(variant):
     backbone = build_backbone(cfg).eval()
     randomize_norms(backbone)
     x = torch.randn(2, 3, 64, 96)
-    for width in WIDTHS:
+    unlisted = [0.3, 0.6, 0.9] if variant.endswith("universal") else []  # any width in range
+    for width in WIDTHS + unlisted:
         slimdet.set_width(backbone, width)
         stock = build_with_gn_rule(lambda c: build_stock_backbone(c, ShapeSpec(channels=3)),
                                    slimdet.stock_config(cfg, width)).eval()

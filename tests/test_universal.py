@@ -1,5 +1,6 @@
 """Universally slimmable models: any width of the range is the stock model of stock_config(cfg, w),
-norms shared and sliced (BN calibrated after training), sandwich rule, inplace distillation."""
+norms shared and sliced (BN calibrated after training), sandwich rule, inplace distillation.
+(Backbones at unlisted widths: the universal variants of tests/test_equivalence.py.)"""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import json
 import pytest
 import torch
 from detectron2.data import build_detection_train_loader
-from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
@@ -18,7 +18,6 @@ from conftest import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       tiny_train_cfg)
 from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms
 from slimdet.layers import SlimConv2d, SlimmableModule
-from slimdet.modeling.backbone import build_stock_backbone
 
 UNIVERSAL = ("MODEL.SLIMMABLE.UNIVERSAL", True)
 UNLISTED = [0.3, 0.6, 0.9]
@@ -42,25 +41,6 @@ def test_full_model_equals_stock_at_unlisted_widths():
         assert len(out) == len(ref) > 0, width
         assert torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3), width
         assert torch.equal(out.pred_masks, ref.pred_masks), width
-
-
-@pytest.mark.parametrize("norm", ["FrozenBN", "GN"])
-def test_backbone_equals_stock_at_unlisted_widths(norm):
-    cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.BACKBONE.FREEZE_AT", 0,
-                   "MODEL.RESNETS.NORM", norm, *UNIVERSAL)
-    backbone = build_backbone(cfg).eval()
-    randomize_norms(backbone)
-    x = torch.randn(1, 3, 64, 96)
-    for width in UNLISTED:
-        slimdet.set_width(backbone, width)
-        stock = build_with_gn_rule(lambda c: build_stock_backbone(c, ShapeSpec(channels=3)),
-                                   slimdet.stock_config(cfg, width)).eval()
-        load_leading_slices(stock, backbone, width)
-        with torch.no_grad():
-            out, ref = backbone(x), stock(x)
-        for k in ref:
-            assert out[k].shape == ref[k].shape
-            assert (out[k] - ref[k]).abs().max() < 1e-5 * ref[k].abs().max(), (width, k)
 
 
 def test_rounding_rule_follows_the_config_values():
@@ -148,8 +128,9 @@ def test_sandwich_rule_is_a_function_of_seed_and_iteration():
     assert abs(sum(drawn) / len(drawn) - 0.625) < 0.02  # uniform between the ends
 
 
-def _distillation_run(width: float):
-    """One widest (teacher) forward and one student forward at ``width``, same batch."""
+def _distillation_run(width: float, edit_teacher=None):
+    """One widest (teacher) forward and one student forward at ``width``, same batch;
+    ``edit_teacher(distill)`` may change the teacher before the losses are computed."""
     cfg = synthetic_cfg(*DETERMINISTIC, "MODEL.SLIMMABLE.DISTILL.FPN", 1.0)
     model = build_model(cfg).train()
     image = torch.rand(3, 128, 128) * 255
@@ -168,6 +149,8 @@ def _distillation_run(width: float):
         slimdet.set_width(model, width)
         with distill.capturing(model):
             model(batch)
+            if edit_teacher is not None:
+                edit_teacher(distill)
             losses = distill.student_losses(model)
     return model, distill, losses
 
@@ -178,6 +161,23 @@ def test_distillation_losses_vanish_when_student_is_teacher():
                            "distill_roi_loc", "distill_fpn"}
     for name, value in losses.items():
         assert abs(value.item()) < 1e-5, (name, value)
+
+
+def test_rpn_distillation_has_the_scale_of_the_rpn_loss():
+    """A teacher sure of one anchor only, whose deltas differ from the student's by 1: the loss
+    is normalised by the anchors the RPN samples (as its ground-truth loss), not by that one
+    anchor, which made training diverge."""
+    def one_confident_anchor(distill):
+        logits, deltas = distill._seen["rpn"]
+        t_logits = [torch.full_like(x, -30.0) for x in logits]
+        t_deltas = [x.detach().clone() for x in deltas]
+        t_logits[0][0, 0, 3, 4] = 30.0
+        t_deltas[0][0, 0:4, 3, 4] += 1.0  # anchor 0's four deltas
+        distill.teacher["rpn"] = (t_logits, t_deltas)
+
+    model, _, losses = _distillation_run(0.5, one_confident_anchor)
+    sampled = model.proposal_generator.batch_size_per_image  # one image
+    assert losses["distill_rpn_loc"].item() == pytest.approx(4.0 / sampled, rel=1e-4)
 
 
 def test_distillation_gradients_do_not_reach_the_teacher():
@@ -223,3 +223,20 @@ def test_universal_modules_are_slimmable_modules():
     mods = [m for m in model.modules() if isinstance(m, SlimmableModule)]
     assert mods and all(m.width_range == (0.25, 1.0) for m in mods)
     assert not any(isinstance(m, slimdet.layers.SwitchableNorm) for m in mods)
+
+
+def test_export_at_an_unlisted_width():
+    cfg = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *UNIVERSAL)
+    model = build_model(cfg).eval()
+    randomize_norms(model)
+    cfg_w, exported = slimdet.export_at_width(cfg, model, 0.6)
+    assert cfg_w.MODEL.RESNETS.RES2_OUT_CHANNELS == int(256 * 0.6)
+    slimdet.set_width(model, 0.6)
+    with torch.no_grad():
+        out = model(image_inputs())[0]["instances"]
+        ref = exported.eval()(image_inputs())[0]["instances"]
+    assert len(out) == len(ref) > 0 and torch.equal(out.pred_masks, ref.pred_masks)
+    assert torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3)
+    gn = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL)
+    with pytest.raises(ValueError, match=r"has 153 channels, not a multiple of the 32 GroupNorm"):
+        slimdet.export_at_width(gn, build_model(gn), 0.6)

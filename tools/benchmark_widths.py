@@ -32,6 +32,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "which costs the same)")
     parser.add_argument("--input-size", type=int, nargs=2, default=(512, 683), metavar=("H", "W"))
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--widths", type=float, nargs="+", default=(),
+                        help="widths to measure (default: the listed ones; a universal model "
+                        "takes any of its range)")
     parser.add_argument("--repeats", type=int, default=9, help="timed inference runs per model")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
     parser.add_argument("--box-candidates", type=int, default=1000,
@@ -58,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     result = benchmark_widths(cfg, model, height=args.input_size[0], width=args.input_size[1],
                               repeats=args.repeats, warmup=args.warmup,
                               box_candidates=args.box_candidates, train_repeats=args.train_repeats,
-                              train_images=args.train_images)
+                              train_images=args.train_images, widths=args.widths)
     result["config_file"] = args.config_file
     result["opts"] = list(args.opts)
     print(format_tables(result))

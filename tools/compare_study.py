@@ -168,6 +168,11 @@ def train(run: Run, folder: str, args: argparse.Namespace, progress: Progress, i
     return time.monotonic() - start
 
 
+def _save(study: dict, path: str) -> None:
+    with open(path, "w") as f:
+        json.dump(study, f, indent=2)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     start = time.monotonic()
@@ -193,6 +198,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                   f"{run.max_iter} iterations at widths {run.widths}", flush=True)
             seconds = train(run, folder, args, progress, index, runs)
             study["runs"][run.name] = {"wall_s": round(seconds)}
+            _save(study, study_file)  # a killed study keeps the wall times of finished runs
             print(f"[compare] run {index + 1}/{len(runs)} {run.name}: done in "
                   f"{_clock(seconds)}", flush=True)
         progress.done += run.cost
@@ -208,8 +214,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
         subprocess.run([*compare, "--slimmable", *distilled, "--output", report + "_distill"],
                        check=True)
     study["wall_s"] = round(time.monotonic() - start)
-    with open(study_file, "w") as f:
-        json.dump(study, f, indent=2)
+    _save(study, study_file)
     print(f"[compare] study done in {_clock(study['wall_s'])}; report in {report}/")
     return study
 

@@ -20,7 +20,7 @@ import slimdet  # noqa: F401  (registers the generated datasets)
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", required=True, help="a registered dataset name")
-    parser.add_argument("--output", required=True, help="PNG file to write")
+    parser.add_argument("--output", required=True, help="image file to write (.png, .jpg)")
     parser.add_argument("--count", type=int, default=8, help="images, from the first")
     parser.add_argument("--columns", type=int, default=4)
     parser.add_argument("--scale", type=float, default=2.0)

@@ -163,9 +163,10 @@ def _training(cfg: CfgNode, model: nn.Module, batch: list[dict], repeats: int, w
 
 
 def benchmark_widths(cfg: CfgNode, model: nn.Module, *, height: int, width: int, repeats: int,
-                     warmup: int, box_candidates: int, train_repeats: int,
-                     train_images: int) -> dict[str, Any]:
-    """Measure ``model`` (a slimmable model built from ``cfg``, in eval mode) at every width on
+                     warmup: int, box_candidates: int, train_repeats: int, train_images: int,
+                     widths: Sequence[float] = ()) -> dict[str, Any]:
+    """Measure ``model`` (a slimmable model built from ``cfg``, in eval mode) at ``widths``
+    (default: every listed width; a universal model takes any of its range) on
     a random ``height`` x ``width`` image, timing ``repeats`` runs after ``warmup``, with
     ``box_candidates`` (proposal, class) pairs entering the box NMS (0: the config's score
     threshold); then ``train_repeats`` training iterations (none if 0) on ``train_images``
@@ -173,7 +174,7 @@ def benchmark_widths(cfg: CfgNode, model: nn.Module, *, height: int, width: int,
     ``slimdet.benchmark.memory``)."""
     device = torch.device(cfg.MODEL.DEVICE)
     inputs = random_images(height, width, device)
-    widths = sorted(get_widths(model))
+    widths = sorted(widths or get_widths(model))
     result: dict[str, Any] = {
         "input_size": [height, width], "device": str(device), "threads": torch.get_num_threads(),
         "repeats": repeats, "warmup": warmup, "box_candidates": box_candidates,

@@ -16,16 +16,14 @@ Usage: ``python -m slimdet.data.clutter --out datasets/clutter [--seed 0]``
 """
 from __future__ import annotations
 
-import argparse
 import os
-import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_util
 
-from slimdet.data.coco_files import write_coco_split
+from slimdet.data.coco_files import generator_main, write_coco_split, write_splits
 from slimdet.data.datasets import CLUTTER_CLASSES, SPLITS, default_root, image_dir
 from slimdet.data.shapes import CLUTTER_SHAPES, person_polygon, person_pose, rasterize
 
@@ -247,25 +245,12 @@ def _write_split(root: str, split: str, num_images: int, size: int,
 def generate(root: str, num_train: int = 2000, num_val: int = 300, image_size: int = 128,
              seed: int = 0) -> None:
     """Write train/val PNG images and COCO instances/keypoints JSON files under ``root``."""
-    start = time.perf_counter()
-    summary = []
-    for split, num_images in zip(SPLITS, (num_train, num_val)):
-        objects, people = _write_split(root, split, num_images, image_size, seed)
-        summary.append(f"{split}: {num_images} images, {objects} objects ({people} people)")
-    print(f"clutter dataset in {root}: {', '.join(summary)} "
-          f"[{time.perf_counter() - start:.1f}s]")
+    write_splits("clutter", _write_split, root, num_train, num_val, image_size, seed)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=default_root("clutter"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-train", type=int, default=2000)
-    parser.add_argument("--num-val", type=int, default=300)
-    parser.add_argument("--image-size", type=int, default=128)
-    args = parser.parse_args(argv)
-    generate(args.out, args.num_train, args.num_val, args.image_size, args.seed)
+    generator_main(argv, __doc__.splitlines()[0], generate, default_root("clutter"), 2000, 300)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,13 @@ Usage: ``python -m slimdet.data.synthetic --out datasets/synthetic [--seed 0]``
 """
 from __future__ import annotations
 
-import argparse
 import os
-import time
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from slimdet.data.coco_files import write_coco_split
+from slimdet.data.coco_files import generator_main, write_coco_split, write_splits
 from slimdet.data.datasets import SPLITS, THING_CLASSES, image_dir
 from slimdet.data.shapes import SHAPES, box, person_polygon, person_pose, polygon_area, rasterize
 
@@ -163,27 +161,12 @@ def generate(
 
     The output depends only on the arguments: the same seed gives byte-identical files.
     """
-    start = time.perf_counter()
-    summary = []
-    for split, num_images in zip(SPLITS, (num_train, num_val)):
-        num_instances, num_people = _write_split(out_dir, split, num_images, image_size, seed)
-        summary.append(
-            f"{split}: {num_images} images, {num_instances} objects ({num_people} people)"
-        )
-    elapsed = time.perf_counter() - start
-    print(f"synthetic dataset in {out_dir}: {', '.join(summary)} [{elapsed:.1f}s]")
+    write_splits("synthetic", _write_split, out_dir, num_train, num_val, image_size, seed)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point; see the module docstring."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="output root, e.g. datasets/synthetic")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--num-train", type=int, default=300)
-    parser.add_argument("--num-val", type=int, default=60)
-    parser.add_argument("--image-size", type=int, default=128)
-    args = parser.parse_args(argv)
-    generate(args.out, args.num_train, args.num_val, args.image_size, args.seed)
+    generator_main(argv, __doc__.splitlines()[0], generate, None, 300, 60)
 
 
 if __name__ == "__main__":

@@ -56,9 +56,13 @@ class SlicedFrozenBatchNorm2d(_SlicedNorm, FrozenBatchNorm2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.active_channels
-        scale = self.weight[:c] * (self.running_var[:c] + self.eps).rsqrt()
-        bias = self.bias[:c] - self.running_mean[:c] * scale
-        return x * scale.reshape(1, -1, 1, 1).to(x.dtype) + bias.reshape(1, -1, 1, 1).to(x.dtype)
+        weight, bias = self.weight[:c], self.bias[:c]
+        mean, var = self.running_mean[:c], self.running_var[:c]
+        if not x.requires_grad:  # the same fused op as Detectron2's FrozenBatchNorm2d
+            return F.batch_norm(x, mean, var, weight, bias, False, 0.0, self.eps)
+        scale = weight * (var + self.eps).rsqrt()
+        shift = bias - mean * scale
+        return x * scale.reshape(1, -1, 1, 1).to(x.dtype) + shift.reshape(1, -1, 1, 1).to(x.dtype)
 
 
 class SlicedBatchNorm2d(_SlicedNorm, nn.BatchNorm2d):
