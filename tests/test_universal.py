@@ -17,6 +17,7 @@ from conftest import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       load_leading_slices, randomize_norms, slim_cfg, synthetic_cfg,
                       tiny_train_cfg)
 from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms
+from slimdet.engine.distillation import _predicted_class_l1
 from slimdet.layers import SlimConv2d, SlimmableModule
 
 UNIVERSAL = ("MODEL.SLIMMABLE.UNIVERSAL", True)
@@ -178,6 +179,19 @@ def test_rpn_distillation_has_the_scale_of_the_rpn_loss():
     model, _, losses = _distillation_run(0.5, one_confident_anchor)
     sampled = model.proposal_generator.batch_size_per_image  # one image
     assert losses["distill_rpn_loc"].item() == pytest.approx(4.0 / sampled, rel=1e-4)
+
+
+def test_roi_box_distillation_uses_the_predicted_class_deltas():
+    """Only the four deltas of the class the teacher predicts count (the other classes' deltas
+    are untrained), on the regions it calls foreground, normalised by all regions."""
+    t_scores = torch.tensor([[0.0, 0.0, 5.0, 0.0], [0.0, 0.0, 0.0, 5.0]])  # class 2; background
+    t_deltas = torch.zeros(2, 12)
+    student = t_deltas.clone()
+    student[:, 0:4] = 3.0  # class 0: not predicted anywhere
+    student[1, :] += 1.0  # the background region
+    assert _predicted_class_l1(student, t_deltas, t_scores).item() == 0.0
+    student[0, 8:12] += 1.0  # class 2 on the foreground region
+    assert _predicted_class_l1(student, t_deltas, t_scores).item() == pytest.approx(4.0 / 2)
 
 
 def test_distillation_gradients_do_not_reach_the_teacher():

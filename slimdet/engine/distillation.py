@@ -9,8 +9,8 @@ What is distilled, and why it fits a detector:
   (smooth L1) where the teacher sees an object (objectness above 0.5), weighted by it.
 * **ROI class logits and box deltas on the teacher's proposals.** The student's box head is run
   once more on the regions the teacher's ROI heads sampled, so both classify the same boxes:
-  KL divergence of the class distributions, and smooth L1 of the deltas on the proposals the
-  teacher calls foreground.
+  KL divergence of the class distributions, and smooth L1 of the deltas of the class the
+  teacher predicts, on the proposals it calls foreground.
 * **Scale.** Each loss is normalised as the ground-truth loss it mirrors: the RPN terms by the
   anchors the RPN samples per batch, the ROI box term by the sampled regions. Normalised by the
   teacher's confident anchors instead, a teacher sure of few anchors put all the weight on them
@@ -137,10 +137,8 @@ class InplaceDistillation:
             if w["roi_cls"]:
                 losses["distill_roi_cls"] = w["roi_cls"] * categorical_kl(scores, t_scores)
             if w["roi_loc"]:
-                foreground = t_scores.argmax(1) < t_scores.shape[1] - 1
-                losses["distill_roi_loc"] = w["roi_loc"] * (
-                    F.smooth_l1_loss(deltas[foreground], t_deltas[foreground], beta=0.0,
-                                     reduction="sum") / max(1, len(t_scores)))
+                losses["distill_roi_loc"] = w["roi_loc"] * _predicted_class_l1(
+                    deltas, t_deltas, t_scores)
         if w["fpn"]:
             s_feat, t_feat = student["features"], teacher["features"]
             losses["distill_fpn"] = w["fpn"] * sum(
@@ -186,6 +184,23 @@ def _objectness_weighted_l1(student: list[torch.Tensor], teacher: list[torch.Ten
                                 reduction="none")
         total = total + (diff * p).sum()
     return total
+
+
+def _predicted_class_l1(deltas: torch.Tensor, t_deltas: torch.Tensor,
+                        t_scores: torch.Tensor) -> torch.Tensor:
+    """Smooth L1 between the box deltas of the class the teacher predicts, on the regions it
+    calls foreground, normalised by the number of regions (as Detectron2's box loss, which
+    regresses the ground-truth class's deltas only: the other classes' deltas are untrained)."""
+    num_classes = t_scores.shape[1] - 1
+    foreground = torch.nonzero(t_scores.argmax(1) < num_classes).squeeze(1)
+    if deltas.shape[1] > 4:  # class-specific regression: the predicted class's four deltas
+        cls = t_scores[foreground, :num_classes].argmax(1)
+        cols = (cls[:, None] * 4 + torch.arange(4, device=cls.device)).reshape(-1)
+        rows = foreground.repeat_interleave(4)
+        student, teacher = deltas[rows, cols], t_deltas[rows, cols]
+    else:
+        student, teacher = deltas[foreground], t_deltas[foreground]
+    return F.smooth_l1_loss(student, teacher, beta=0.0, reduction="sum") / max(1, len(t_scores))
 
 
 def distillation_from_config(cfg: CfgNode) -> Optional[InplaceDistillation]:
