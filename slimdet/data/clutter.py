@@ -25,7 +25,8 @@ from pycocotools import mask as mask_util
 
 from slimdet.data.coco_files import generator_main, write_coco_split, write_splits
 from slimdet.data.datasets import CLUTTER_CLASSES, SPLITS, default_root, image_dir
-from slimdet.data.shapes import CLUTTER_SHAPES, person_polygon, person_pose, rasterize
+from slimdet.data.shapes import (CLUTTER_SHAPES, person_polygon, person_pose, random_offset,
+                                 rasterize)
 
 _SHAPE_SIZE = (18.0, 80.0)  # shape extent in pixels, log-uniform
 _PERSON_HEIGHT = (40.0, 112.0)  # stick-figure height in pixels, log-uniform
@@ -144,10 +145,9 @@ def _sample_object(rng: np.random.Generator, category: str, size: int) -> _Objec
     else:
         polygon = CLUTTER_SHAPES[category](rng, log_uniform(_SHAPE_SIZE))
         lo, hi = polygon.min(0), polygon.max(0)
-    free = (size - 1) - hi - (1 - lo)
-    if (free < 0).any():
+    offset = random_offset(rng, lo, hi, size)
+    if offset is None:
         return None
-    offset = 1 - lo + rng.uniform(0, 1, 2) * free
     if category != "person":
         return _Object(category, rasterize(polygon + offset, size))
     keypoints = keypoints + offset

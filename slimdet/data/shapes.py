@@ -16,7 +16,7 @@ from pycocotools import mask as mask_util
 from slimdet.data.datasets import KEYPOINT_NAMES
 
 __all__ = ["SHAPES", "CLUTTER_SHAPES", "person_pose", "person_polygon", "rasterize", "box",
-           "polygon_area"]
+           "polygon_area", "random_offset"]
 
 _TILT = 15.0  # degrees a clutter shape may turn from upright
 _SUPERSAMPLE = 4  # stick figures are outlined at this many times the image resolution
@@ -118,6 +118,16 @@ def _limb(start: np.ndarray, side: float, angle_deg: float, length: float) -> np
     """End of a limb leaving ``start`` at ``angle_deg`` from straight down, outwards on ``side``."""
     a = np.deg2rad(angle_deg)
     return start + length * np.array([side * np.sin(a), np.cos(a)])
+
+
+def random_offset(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray,
+                  size: int) -> np.ndarray | None:
+    """A uniformly drawn (x, y) shift that puts the extent ``[lo, hi]`` inside a ``size`` x
+    ``size`` image with a one-pixel border, or None (drawing nothing) if it does not fit."""
+    free = (size - 1) - hi - (1 - lo)
+    if (free < 0).any():
+        return None
+    return 1 - lo + rng.uniform(0, 1, 2) * free
 
 
 def person_pose(rng: np.random.Generator, height: float) -> tuple[np.ndarray, float, float]:

@@ -19,7 +19,8 @@ import numpy as np
 
 from slimdet.data.coco_files import generator_main, write_coco_split, write_splits
 from slimdet.data.datasets import SPLITS, THING_CLASSES, image_dir
-from slimdet.data.shapes import SHAPES, box, person_polygon, person_pose, polygon_area, rasterize
+from slimdet.data.shapes import (SHAPES, box, person_polygon, person_pose, polygon_area,
+                                 random_offset, rasterize)
 
 # RGB fill colour of each class: far apart from each other and from the light background.
 CLASS_COLORS = {
@@ -60,10 +61,9 @@ def _sample_instance(
     else:
         polygon = SHAPES[category](rng, image_size * rng.uniform(*_SHAPE_SIZE))
         lo, hi = polygon.min(0), polygon.max(0)
-    free = (image_size - 1) - hi - (1 - lo)
-    if (free < 0).any():
+    offset = random_offset(rng, lo, hi, image_size)
+    if offset is None:
         return None
-    offset = 1 - lo + rng.uniform(0, 1, 2) * free
     if category != "person":
         return _Instance(category, np.round(polygon + offset, 2))
     keypoints = keypoints + offset
