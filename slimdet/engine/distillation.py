@@ -5,14 +5,15 @@ What is distilled, and why it fits a detector:
 
 * **RPN objectness and anchor deltas.** Anchors depend on the image and the anchor generator
   only, so at every width the RPN predicts for the same anchors: each anchor's objectness is
-  pulled towards the teacher's (binary KL divergence), and its deltas towards the teacher's
-  (smooth L1) where the teacher sees an object (objectness above 0.5), weighted by it.
+  pulled towards the teacher's (binary KL divergence, mean over anchors), and, off by default,
+  its deltas towards the teacher's (smooth L1) where the teacher sees an object (objectness
+  above 0.5), weighted by it.
 * **ROI class logits and box deltas on the teacher's proposals.** The student's box head is run
   once more on the regions the teacher's ROI heads sampled, so both classify the same boxes:
   KL divergence of the class distributions, and smooth L1 of the deltas of the class the
   teacher predicts, on the proposals it calls foreground.
-* **Scale.** Each loss is normalised as the ground-truth loss it mirrors: the RPN terms by the
-  anchors the RPN samples per batch, the ROI box term by the sampled regions. Normalised by the
+* **Scale.** The box terms are normalised as the ground-truth losses they mirror: the RPN's by
+  the anchors the RPN samples per batch, the ROI's by the sampled regions. Normalised by the
   teacher's confident anchors instead, a teacher sure of few anchors put all the weight on them
   and 4-width training on the clutter benchmark diverged within 120 iterations.
 * **FPN outputs** against the teacher's leading channels (mean squared error; weight 0 by
