@@ -1,12 +1,15 @@
 """Config keys of slimdet, added to a Detectron2 ``CfgNode``."""
 from __future__ import annotations
 
+import math
+
 from detectron2.config import CfgNode as CN
 
+from .layers.switchable_norm import DETECTRON2_GN_GROUPS
 from .layers.width import width_in_range, width_index
 
 __all__ = ["add_slimmable_config", "validate_slimmable_config", "train_widths", "eval_widths",
-           "universal_range", "resolve_width"]
+           "universal_range", "resolve_width", "width_quantum"]
 
 
 def add_slimmable_config(cfg: CN) -> None:
@@ -66,6 +69,11 @@ def validate_slimmable_config(cfg: CN) -> None:
         if s.SANDWICH_WIDTHS < 2:
             raise ValueError("MODEL.SLIMMABLE.SANDWICH_WIDTHS must be at least 2 (the widest and "
                              f"the narrowest), got {s.SANDWICH_WIDTHS}")
+    quantum = width_quantum(cfg)
+    if quantum and any(abs(w * quantum - round(w * quantum)) > 1e-9 for w in widths):
+        raise ValueError(f"a universal model with GroupNorm runs at multiples of 1/{quantum} "
+                         f"(its GN layers keep their group size): MODEL.SLIMMABLE.WIDTHS {widths} "
+                         "must be such multiples")
     for key in ("TRAIN_WIDTHS", "TEST_WIDTHS"):
         unknown = [w for w in s.get(key) if not _allowed(cfg, w)]
         if unknown:
@@ -80,12 +88,39 @@ def universal_range(cfg: CN) -> tuple[float, float] | None:
     return (float(min(s.WIDTHS)), float(max(s.WIDTHS))) if s.get("UNIVERSAL") else None
 
 
+def _model_norms(m: CN) -> list[str]:
+    """``NORM`` of every part of the model ``MODEL`` builds (Detectron2's defaults set e.g.
+    ``SEM_SEG_HEAD.NORM`` GN for models without that head)."""
+    norms = [m.RESNETS.NORM, m.FPN.NORM, m.ROI_BOX_HEAD.NORM]
+    if m.MASK_ON:
+        norms.append(m.ROI_MASK_HEAD.NORM)
+    if m.META_ARCHITECTURE in ("SemanticSegmentor", "PanopticFPN"):
+        norms.append(m.SEM_SEG_HEAD.NORM)
+    if m.META_ARCHITECTURE in ("RetinaNet", "SlimmableRetinaNet"):
+        norms.append(m.RETINANET.NORM)
+    return norms
+
+
+def width_quantum(cfg: CN) -> int | None:
+    """``Q`` if a universal model's widths are multiples of ``1 / Q``, else None.
+
+    A universal model with GroupNorm has ``Q = 32`` (Detectron2's group count): its GN layers
+    keep their group size at every width (a group holds the same channels at width w as at 1),
+    so that the shared GN parameters see one normalisation. Width ``w`` is then the network of
+    ``floor(32 w) / 32``, whose GN layers have ``floor(32 w)`` groups."""
+    uses_gn = "GN" in _model_norms(cfg.MODEL)
+    return DETECTRON2_GN_GROUPS if universal_range(cfg) and uses_gn else None
+
+
 def resolve_width(cfg: CN, width: float) -> float:
     """The width ``cfg``'s model runs at when asked for ``width``: the listed width it matches
-    (``width_index``), or any width of a universal model's range; ``ValueError`` otherwise."""
+    (``width_index``), or any width of a universal model's range, rounded down to a multiple of
+    ``1 / width_quantum(cfg)`` if it has one; ``ValueError`` otherwise."""
     width_range = universal_range(cfg)
     if width_range is not None:
-        return width_in_range(width_range, width)
+        width = width_in_range(width_range, width)
+        quantum = width_quantum(cfg)
+        return math.floor(width * quantum + 1e-9) / quantum if quantum else width
     widths = [float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS]
     return widths[width_index(widths, width)]
 

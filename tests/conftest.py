@@ -111,11 +111,17 @@ def stock_model_at(cfg: CfgNode, model: torch.nn.Module, width: float) -> torch.
     return stock
 
 
-def build_with_gn_rule(build, cfg: CfgNode) -> torch.nn.Module:
+def universal_gn_groups(width: float) -> int:
+    """GN groups of a universal GN model at ``width``: each layer keeps its group size (that of
+    32 groups at width 1), so floor(32 w) groups. Written here, independently of slimdet."""
+    return math.floor(32 * width + 1e-9)
+
+
+def build_with_gn_rule(build, cfg: CfgNode, groups: int | None = None) -> torch.nn.Module:
     """``build(cfg)`` (a stock builder) with every GN layer following slimdet's documented rule,
-    GroupNorm(gcd(32, C), C), which stock GN (always 32 groups) cannot build at e.g. 16 or 48
-    channels: built with BN in GN's place, then swapped. Written here, independently of
-    slimdet's own rule."""
+    GroupNorm(gcd(32, C), C) (or ``groups`` groups everywhere), which stock GN (always 32
+    groups) cannot build at e.g. 16 or 48 channels: built with BN in GN's place, then swapped.
+    Written here, independently of slimdet's own rule."""
     c = cfg.clone()
     c.defrost()
     norm_keys = [(c.MODEL[node], "NORM") for node in  # the parts of the models in the tests
@@ -131,7 +137,7 @@ def build_with_gn_rule(build, cfg: CfgNode) -> torch.nn.Module:
         for name, child in list(module.named_children()):
             if isinstance(child, torch.nn.BatchNorm2d):
                 n = child.num_features
-                setattr(module, name, torch.nn.GroupNorm(math.gcd(32, n), n))
+                setattr(module, name, torch.nn.GroupNorm(groups or math.gcd(32, n), n))
     return model
 
 

@@ -9,7 +9,7 @@ from detectron2.modeling import build_backbone, build_model
 
 import slimdet
 from conftest import (REPO, WIDTHS, build_with_gn_rule, image_inputs, load_leading_slices,
-                      randomize_norms, slim_cfg, stock_model_at)
+                      randomize_norms, slim_cfg, stock_model_at, universal_gn_groups)
 from slimdet.layers import SlimConv2d, SlimmableModule
 from slimdet.modeling.backbone import build_stock_backbone
 
@@ -50,8 +50,9 @@ def test_backbone_features_equal_stock_at_every_width(variant):
     unlisted = [0.3, 0.6, 0.9] if variant.endswith("universal") else []  # any width in range
     for width in WIDTHS + unlisted:
         slimdet.set_width(backbone, width)
+        groups = universal_gn_groups(width) if variant == "R50-FPN-GN-universal" else None
         stock = build_with_gn_rule(lambda c: build_stock_backbone(c, ShapeSpec(channels=3)),
-                                   slimdet.stock_config(cfg, width)).eval()
+                                   slimdet.stock_config(cfg, width), groups).eval()
         load_leading_slices(stock, backbone, width)
         with torch.no_grad():
             out, ref = backbone(x), stock(x)

@@ -15,10 +15,12 @@ from detectron2.utils.events import EventStorage
 import slimdet
 from conftest import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       load_leading_slices, randomize_norms, slim_cfg, synthetic_cfg,
-                      tiny_train_cfg)
+                      tiny_train_cfg, universal_gn_groups)
 from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms
 from slimdet.engine.distillation import _predicted_class_l1
 from slimdet.layers import SlimConv2d, SlimmableModule
+from slimdet.modeling.conversion import build_slimmable
+from slimdet.modeling.stock_config import stock_group_norm_groups
 
 UNIVERSAL = ("MODEL.SLIMMABLE.UNIVERSAL", True)
 UNLISTED = [0.3, 0.6, 0.9]
@@ -32,7 +34,8 @@ def test_full_model_equals_stock_at_unlisted_widths():
     for width in UNLISTED + [0.25, 1.0]:
         slimdet.set_width(model, width)
         assert slimdet.get_width(model) == width
-        stock = build_with_gn_rule(build_model, slimdet.stock_config(cfg, width)).eval()
+        stock = build_with_gn_rule(build_model, slimdet.stock_config(cfg, width),
+                                   universal_gn_groups(width)).eval()
         load_leading_slices(stock, model, width)
         assert sum(p.numel() for p in stock.parameters()) < sum(
             p.numel() for p in model.parameters()) or width == 1.0
@@ -46,19 +49,45 @@ def test_full_model_equals_stock_at_unlisted_widths():
 
 def test_rounding_rule_follows_the_config_values():
     """Width w scales each config value V to int(V * w) and Detectron2 multiplies it in: R50's
-    res5 at 0.3 has 8 * int(256 * 0.3) = 608 channels, not int(2048 * 0.3) = 614; GN over 19
-    stem channels has gcd(32, 19) = 1 group."""
-    cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.NORM", "GN", *UNIVERSAL)
+    res5 at 0.3 has 8 * int(256 * 0.3) = 608 channels, not int(2048 * 0.3) = 614."""
+    cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", *UNIVERSAL)
     assert slimdet.stock_config(cfg, 0.3).MODEL.RESNETS.RES2_OUT_CHANNELS == 76
     backbone = build_backbone(cfg)
     slimdet.set_width(backbone, 0.3)
     bottom_up = backbone.bottom_up
     assert bottom_up.res5[-1].conv3.active_channels() == (8 * int(64 * 0.3), 608)
     assert bottom_up.stem.conv1.active_channels() == (3, 19)
-    out = bottom_up.stem(torch.randn(1, 3, 32, 32))
-    assert out.shape[1] == 19
+    assert bottom_up.stem(torch.randn(1, 3, 32, 32)).shape[1] == 19
     with pytest.raises(ValueError, match=r"width 0.2 is outside the universal range \[0.25, 1\]"):
         slimdet.set_width(backbone, 0.2)
+
+
+def test_group_norm_keeps_its_group_size():
+    """With GroupNorm, width w runs as floor(32 w) / 32 and every GN layer keeps the group size
+    of width 1, so a group normalises the same channels at every width: at 0.3 (= 9/32) the stem
+    has 18 channels in 9 groups of 2 and equals the leading channels of the full-width GN."""
+    cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.NORM", "GN", *UNIVERSAL)
+    assert slimdet.stock_config(cfg, 0.3) == slimdet.stock_config(cfg, 9 / 32)
+    assert slimdet.stock_config(cfg, 0.3).MODEL.RESNETS.RES2_OUT_CHANNELS == 72
+    assert stock_group_norm_groups(cfg, 0.3) == 9
+    backbone = build_backbone(cfg)
+    randomize_norms(backbone)
+    norm = backbone.bottom_up.stem.conv1.norm
+    x = torch.randn(2, 64, 8, 8)
+    with torch.no_grad():
+        full = norm(x)
+        slimdet.set_width(backbone, 0.3)
+        assert norm.active_channels == 18
+        assert torch.allclose(norm(x[:, :18]), full[:, :18], atol=1e-5)
+    bad = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.NORM", "GN", *UNIVERSAL,
+                   "MODEL.SLIMMABLE.WIDTHS", [0.3, 1.0])
+    with pytest.raises(ValueError, match=r"WIDTHS \[0.3, 1.0\] must be such multiples"):
+        build_backbone(bad)
+    frozen_bn = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", *UNIVERSAL)  # a GN no NORM key names
+    with pytest.raises(ValueError, match=r"GroupNorm layers, but none of the MODEL.\*.NORM"):
+        build_slimmable(frozen_bn, lambda c: torch.nn.Sequential(
+            torch.nn.Conv2d(3, c.MODEL.FPN.OUT_CHANNELS, 1),
+            torch.nn.GroupNorm(32, c.MODEL.FPN.OUT_CHANNELS)))
 
 
 def test_a_new_width_costs_no_cache():
@@ -228,7 +257,7 @@ def test_universal_training_with_distillation_logs_and_evaluates(tiny_data, tmp_
     assert "w1/distill_roi_cls" not in history  # the widest learns from the ground truth
     assert trainer.state_dict()["width_seed"] == 1
     rows = json.loads((tmp_path / "per_width_results.json").read_text())["rows"]
-    assert [r["width"] for r in rows] == [0.3, 1.0]
+    assert [r["width"] for r in rows] == [0.28125, 1.0]  # with GN, 0.3 runs as 9/32
     assert rows[0]["GFLOPs"] < rows[1]["GFLOPs"] / 4
 
 
@@ -252,5 +281,5 @@ def test_export_at_an_unlisted_width():
     assert len(out) == len(ref) > 0 and torch.equal(out.pred_masks, ref.pred_masks)
     assert torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3)
     gn = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL)
-    with pytest.raises(ValueError, match=r"has 153 channels, not a multiple of the 32 GroupNorm"):
+    with pytest.raises(ValueError, match=r"keep their group size, so they have 19 groups"):
         slimdet.export_at_width(gn, build_model(gn), 0.6)

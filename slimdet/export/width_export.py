@@ -18,7 +18,7 @@ from ..checkpoint.state_dict import switchable_norm_prefixes
 from ..layers import (SlicedBatchNorm2d, SlicedGroupNorm, SwitchableNorm, get_widths,
                       group_norm_groups, width_index)
 from ..layers.switchable_norm import DETECTRON2_GN_GROUPS
-from ..modeling.stock_config import stock_config
+from ..modeling.stock_config import stock_config, stock_group_norm_groups
 
 __all__ = ["export_at_width", "width_state_dict"]
 
@@ -30,25 +30,32 @@ def export_at_width(cfg: CfgNode, model: nn.Module, width: float) -> tuple[CfgNo
 
     Raises ``ValueError`` for a width ``cfg`` does not list (a universal model: outside its
     range), and for widths plain Detectron2 cannot build (narrow R18/R34, GroupNorm layers whose
-    channels are not a multiple of 32).
+    channels are not a multiple of 32 or, in a universal model, with fewer than 32 groups).
     """
     cfg_w = stock_config(cfg, width)
     if tuple(float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS) != get_widths(model):
         raise ValueError(f"model has widths {list(get_widths(model))} but cfg lists "
                          f"{list(cfg.MODEL.SLIMMABLE.WIDTHS)}; pass the config it was built from")
-    _check_detectron2_can_build(cfg_w, model, width)
+    _check_detectron2_can_build(cfg, cfg_w, model, width)
     model_w = build_model(cfg_w)
     model_w.load_state_dict(width_state_dict(model, width, model_w.state_dict()))
     return cfg_w, model_w.train(model.training)
 
 
-def _check_detectron2_can_build(cfg_w: CfgNode, model: nn.Module, width: float) -> None:
+def _check_detectron2_can_build(cfg: CfgNode, cfg_w: CfgNode, model: nn.Module,
+                                width: float) -> None:
     resnets = cfg_w.MODEL.RESNETS
     if resnets.DEPTH in (18, 34) and resnets.RES2_OUT_CHANNELS != 64:
         raise ValueError(
             f"cannot export width {width}: plain Detectron2 builds R{resnets.DEPTH} only with "
             f"MODEL.RESNETS.RES2_OUT_CHANNELS = 64, but this width has {resnets.RES2_OUT_CHANNELS} "
             "(slimdet assembles narrow R18/R34 itself, which Detectron2's build_model cannot)")
+    groups = stock_group_norm_groups(cfg, width)
+    if groups not in (None, DETECTRON2_GN_GROUPS):
+        raise ValueError(
+            f"cannot export width {width}: this universal model's GroupNorm layers keep their "
+            f"group size, so they have {groups} groups at this width, but plain Detectron2 "
+            f"builds GroupNorm with {DETECTRON2_GN_GROUPS} (only width 1 exports)")
     for name, channels in _group_norm_channels(model, width):
         if channels % DETECTRON2_GN_GROUPS:
             raise ValueError(

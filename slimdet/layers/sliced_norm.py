@@ -4,7 +4,8 @@ A universal model runs at any width in a range, so it cannot keep one norm per w
 US-Nets (Yu & Huang, ICCV 2019), one full-width norm holds the parameters and a width whose layer
 has ``C`` channels uses their leading ``C`` entries:
 
-* GroupNorm: ``group_norm_groups(G, C)`` groups, the rule of every GN layer in slimdet;
+* GroupNorm: groups of the full width's size, ``C / (C_full / G)`` of them; the model's widths
+  are multiples of ``1 / G`` so that ``C`` is a whole number of groups (``width_quantum``);
 * FrozenBN: its frozen statistics are sliced too;
 * BatchNorm: batch statistics in training; in evaluation, statistics *calibrated* for that width
   after training (``slimdet.calibrate_norms``), which the norm stores (and checkpoints) per
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from detectron2.layers import FrozenBatchNorm2d
 from torch import nn
 
-from .switchable_norm import _device_of, group_norm_groups
+from .switchable_norm import _device_of
 from .width import ChannelRule, SlimmableModule
 
 __all__ = ["SlicedGroupNorm", "SlicedFrozenBatchNorm2d", "SlicedBatchNorm2d", "sliced_norm",
@@ -43,12 +44,21 @@ class _SlicedNorm(SlimmableModule):
 
 
 class SlicedGroupNorm(_SlicedNorm, nn.GroupNorm):
-    """``nn.GroupNorm`` of the full width, applied to the leading channels of the width."""
+    """``nn.GroupNorm`` of the full width, applied to the leading channels of the width in
+    groups of the full width's size: a group normalises the same channels at every width."""
+
+    def _switch(self, width: float) -> None:
+        super()._switch(width)
+        group_size = self.num_channels // self.num_groups
+        if self.active_channels % group_size:
+            raise ValueError(f"GroupNorm of {self.num_channels} channels in groups of "
+                             f"{group_size}: {self.active_channels} channels at width {width} "
+                             "are no whole number of groups")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.active_channels
-        return F.group_norm(x, group_norm_groups(self.num_groups, c), self.weight[:c],
-                            self.bias[:c], self.eps)
+        groups = c * self.num_groups // self.num_channels
+        return F.group_norm(x, groups, self.weight[:c], self.bias[:c], self.eps)
 
 
 class SlicedFrozenBatchNorm2d(_SlicedNorm, FrozenBatchNorm2d):

@@ -5,6 +5,7 @@ naive variant) and GN. GroupNorm rule: a GN layer with ``C`` channels uses ``gcd
 where ``G`` is the group count asked for (32 in Detectron2). That is ``G`` whenever ``C`` is a
 multiple of ``G`` (identical to stock Detectron2) and otherwise the largest group count dividing
 both, e.g. 16 channels -> 16 groups, 48 -> 16. The rule holds at every width, the widest included.
+(A universal model's GN keeps its group size instead: ``sliced_norm``.)
 """
 from __future__ import annotations
 

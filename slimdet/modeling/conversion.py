@@ -22,7 +22,7 @@ from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
 from torch import nn
 
-from ..config import universal_range
+from ..config import universal_range, width_quantum
 from ..layers import ChannelRule, SlimConv2d, SlimConvTranspose2d, SlimLinear, SwitchableNorm
 from ..layers.sliced_norm import sliced_norm
 from ..layers.switchable_norm import NORM_TYPES, group_norm_rule, norm_at_channels
@@ -46,6 +46,12 @@ def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -
         with torch.device("meta"):
             references = [build_stock(stock_config(cfg, w)) for w in widths]
             probe = build_stock(stock_config(cfg, PROBE_WIDTH)) if width_range else None
+    if width_range and not width_quantum(cfg) and any(
+            isinstance(m, nn.GroupNorm) for m in module.modules()):
+        raise ValueError(f"{type(module).__name__} has GroupNorm layers, but none of the "
+                         "MODEL.*.NORM slimdet reads (RESNETS, FPN, ROI_BOX_HEAD, ROI_MASK_HEAD, "
+                         "SEM_SEG_HEAD, RETINANET) is GN, so this universal model cannot round "
+                         "its widths to the multiples of 1/32 its GroupNorm needs")
     return slimmify(module, references, widths, probe, width_range)
 
 

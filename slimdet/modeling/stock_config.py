@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from detectron2.config import CfgNode
 
-from ..config import resolve_width, validate_slimmable_config
+from ..config import resolve_width, validate_slimmable_config, width_quantum
 
-__all__ = ["stock_config", "register_stock_name", "stock_name", "slimmable_name"]
+__all__ = ["stock_config", "stock_group_norm_groups", "register_stock_name", "stock_name",
+           "slimmable_name"]
 
 # Registered slimdet component name -> the stock Detectron2 component it slims.
 _STOCK_NAMES: dict[str, str] = {}
@@ -45,9 +46,18 @@ def _scale(value: int, width: float) -> int:
     return int(value * width)
 
 
+def stock_group_norm_groups(cfg: CfgNode, width: float) -> int | None:
+    """Groups of every GroupNorm layer of the stock model at ``width`` for a universal model
+    with GroupNorm (``32 * w`` for ``w`` the width rounded to a multiple of 1/32: the group size
+    stays that of width 1); None where slimdet's GN rule, ``gcd(32, C)``, applies."""
+    quantum = width_quantum(cfg)
+    return round(resolve_width(cfg, width) * quantum) if quantum else None
+
+
 def stock_config(cfg: CfgNode, width: float) -> CfgNode:
     """Stock Detectron2 config (no ``MODEL.SLIMMABLE``, stock component names) at ``width``
-    (a listed width, or for a universal model any width of its range).
+    (a listed width, or for a universal model any width of its range, which a universal model
+    with GroupNorm rounds down to a multiple of 1/32: ``resolve_width``).
 
     Scales ``RESNETS.STEM_OUT_CHANNELS``, ``RES2_OUT_CHANNELS`` and ``WIDTH_PER_GROUP`` by
     ``int(C * width)``; with ``SLIM_FPN`` also ``FPN.OUT_CHANNELS``; with ``SLIM_HEADS`` also
