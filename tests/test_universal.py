@@ -245,6 +245,7 @@ def test_distillation_gradients_do_not_reach_the_teacher():
 
 def test_universal_training_with_distillation_logs_and_evaluates(tiny_data, tmp_path):
     cfg = tiny_train_cfg(tmp_path, *UNIVERSAL, "MODEL.SLIMMABLE.DISTILL.ENABLED", True,
+                         "MODEL.SLIMMABLE.DISTILL.START_ITER", 1,
                          "MODEL.SLIMMABLE.TEST_WIDTHS", [0.3, 1.0], "SOLVER.MAX_ITER", 2,
                          "TEST.EVAL_PERIOD", 2)
     trainer = SlimmableTrainer(cfg)
@@ -255,6 +256,8 @@ def test_universal_training_with_distillation_logs_and_evaluates(tiny_data, tmp_
                 "sampled/loss_mask"):
         assert key in history, sorted(history)
     assert "w1/distill_roi_cls" not in history  # the widest learns from the ground truth
+    assert [i for _, i in history["w0.25/distill_roi_cls"].values()] == [1]  # START_ITER
+    assert [i for _, i in history["w0.25/loss_cls"].values()] == [0, 1]
     assert trainer.state_dict()["width_seed"] == 1
     rows = json.loads((tmp_path / "per_width_results.json").read_text())["rows"]
     assert [r["width"] for r in rows] == [0.28125, 1.0]  # with GN, 0.3 runs as 9/32

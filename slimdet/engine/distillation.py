@@ -53,15 +53,21 @@ class InplaceDistillation:
     Args:
         weights: loss weight per target, keys ``rpn_cls``, ``rpn_loc``, ``roi_cls``,
             ``roi_loc``, ``fpn``; a target of weight 0 is not computed.
+        start_iter: the first training iteration that distils (``active``).
     """
 
-    def __init__(self, weights: dict[str, float]):
+    def __init__(self, weights: dict[str, float], start_iter: int = 0):
         unknown = set(weights) - set(_LOSSES)
         if unknown:
             raise ValueError(f"unknown distillation losses {sorted(unknown)}; known: {_LOSSES}")
         self.weights = {k: float(weights.get(k, 0.0)) for k in _LOSSES}
+        self.start_iter = start_iter
         self.teacher: Optional[dict] = None
         self._seen: dict = {}
+
+    def active(self, iteration: int) -> bool:
+        """Whether training ``iteration`` distils."""
+        return iteration >= self.start_iter
 
     @staticmethod
     def check_model(model: nn.Module) -> None:
@@ -209,4 +215,4 @@ def distillation_from_config(cfg: CfgNode) -> Optional[InplaceDistillation]:
     d = cfg.MODEL.SLIMMABLE.DISTILL
     if not d.ENABLED:
         return None
-    return InplaceDistillation({k: d[k.upper()] for k in _LOSSES})
+    return InplaceDistillation({k: d[k.upper()] for k in _LOSSES}, d.START_ITER)

@@ -76,8 +76,11 @@ class _SlimmableStep:
         data_time = time.perf_counter() - start
 
         self.optimizer.zero_grad()
+        distillation = self.distillation
+        if distillation is not None and not distillation.active(self.iter):
+            distillation = None
         per_width = forward_backward_widths(self.model, data, self.schedule(self.iter),
-                                            self._backward, self._autocast, self.distillation)
+                                            self._backward, self._autocast, distillation)
         all_reduce_gradients(self.model)
         self.after_backward()
         self._write_width_metrics(per_width, data_time)
