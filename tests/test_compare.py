@@ -79,6 +79,16 @@ def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monk
     assert capsys.readouterr().out.count("finished earlier, kept") == 3
 
 
+def test_study_plan_distils_only_the_distilled_runs():
+    study = tool("compare_study")
+    runs = {r.name: r.opts for r in study.plan(study.STUDY_CONFIG, [0], [], universal=True,
+                                                distill=True)}
+    assert list(runs) == ["inet_w1_s0", "inet_w0.75_s0", "inet_w0.5_s0", "inet_w0.25_s0",
+                          "snet_s0", "snet_distill_s0", "usnet_s0", "usnet_distill_s0"]
+    distilled = {name for name, opts in runs.items() if "MODEL.SLIMMABLE.DISTILL.ENABLED" in opts}
+    assert distilled == {"snet_distill_s0", "usnet_distill_s0"}
+
+
 def test_universal_runs_add_a_column_and_a_curve(tmp_path):
     snet = _run(tmp_path / "s", {w: 40 * w for w in WIDTHS})
     inets = [_inet(tmp_path / f"i{w}", w, 30.0) for w in WIDTHS]

@@ -9,10 +9,11 @@ Generates the clutter dataset if it is missing; runs tools/train_net.py once per
 S-Net and once per width and seed for the I-Nets (MODEL.SLIMMABLE.WIDTHS [w]), in
 OUTPUT/snet_s<seed> and OUTPUT/inet_w<w>_s<seed>; then writes OUTPUT/report/comparison.{md,json,
 csv,png} (--report) with tools/compare_widths.py and OUTPUT/study.json (wall time per run).
---universal adds a universally slimmable model per seed (sandwich rule, inplace distillation,
-evaluated every 1/16 from the narrowest width to 1; OUTPUT/usnet_s<seed>), compared at the
-S-Net's widths and drawn as a curve; --distill adds the S-Net trained with inplace distillation
-(OUTPUT/snet_distill_s<seed>), compared with the I-Nets in OUTPUT/report_distill. Finished runs
+--universal adds a universally slimmable model per seed (sandwich rule, evaluated every 1/16
+from the narrowest width to 1; OUTPUT/usnet_s<seed>), compared at the S-Net's widths and drawn
+as a curve; --distill adds the S-Net (and with --universal the US-Net) trained with inplace
+distillation (OUTPUT/snet_distill_s<seed>, usnet_distill_s<seed>), compared with the I-Nets in
+OUTPUT/report_distill. Finished runs
 are kept and a killed run resumes from its last checkpoint, so running it again continues the
 study. Progress and the ETA of the whole study are printed every 30 s (--progress-every); each
 run's own log is OUTPUT/<run>/log.txt.
@@ -62,7 +63,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--universal", action="store_true",
                         help="also train and compare a universally slimmable model per seed")
     parser.add_argument("--distill", action="store_true",
-                        help="also train the S-Net with inplace distillation per seed")
+                        help="also train the S-Net (and US-Net) with inplace distillation per seed")
     parser.add_argument("--output", default="output/compare", metavar="DIR")
     parser.add_argument("--data", default=default_root("clutter"), metavar="DIR",
                         help="clutter dataset root, generated there if missing")
@@ -98,10 +99,13 @@ def plan(config_file: str, seeds: Sequence[int], opts: Sequence[str], universal:
             runs.append(Run(f"snet_distill_s{seed}", [*opts_seed, *distilled], widths, max_iter))
         if universal:
             lowest, n = min(widths), cfg.MODEL.SLIMMABLE.SANDWICH_WIDTHS
-            runs.append(Run(f"usnet_s{seed}", [
-                *opts_seed, "MODEL.SLIMMABLE.UNIVERSAL", "True", *distilled,
-                "MODEL.SLIMMABLE.TEST_WIDTHS", str(universal_test_widths(lowest))],
-                [1.0, lowest] + [(1 + lowest) / 2] * (n - 2), max_iter))
+            usnet = [*opts_seed, "MODEL.SLIMMABLE.UNIVERSAL", "True",
+                     "MODEL.SLIMMABLE.TEST_WIDTHS", str(universal_test_widths(lowest))]
+            sandwich = [1.0, lowest] + [(1 + lowest) / 2] * (n - 2)
+            runs.append(Run(f"usnet_s{seed}", usnet, sandwich, max_iter))
+            if distill:
+                runs.append(Run(f"usnet_distill_s{seed}", [*usnet, *distilled], sandwich,
+                                max_iter))
     return runs
 
 
@@ -203,16 +207,17 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                   f"{_clock(seconds)}", flush=True)
         progress.done += run.cost
     report = os.path.join(args.output, args.report)
-    snets, inets, usnets, distilled = (
+    snets, inets, usnets, distilled, usnets_distilled = (
         [os.path.join(args.output, r.name) for r in runs if r.name.startswith(prefix)]
-        for prefix in ("snet_s", "inet_", "usnet_", "snet_distill_"))
+        for prefix in ("snet_s", "inet_", "usnet_s", "snet_distill_", "usnet_distill_"))
     compare = [sys.executable, os.path.join(REPO, "tools", "compare_widths.py"),
                "--individual", *inets]
-    universal = ["--universal", *usnets] if usnets else []
-    subprocess.run([*compare, "--slimmable", *snets, *universal, "--output", report], check=True)
-    if distilled:
-        subprocess.run([*compare, "--slimmable", *distilled, "--output", report + "_distill"],
-                       check=True)
+    for slimmable, universal, suffix in ((snets, usnets, ""),
+                                         (distilled, usnets_distilled, "_distill")):
+        if slimmable:
+            curve = ["--universal", *universal] if universal else []
+            subprocess.run([*compare, "--slimmable", *slimmable, *curve,
+                            "--output", report + suffix], check=True)
     study["wall_s"] = round(time.monotonic() - start)
     _save(study, study_file)
     print(f"[compare] study done in {_clock(study['wall_s'])}; report in {report}/")
