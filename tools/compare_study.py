@@ -13,10 +13,9 @@ csv,png} (--report) with tools/compare_widths.py and OUTPUT/study.json (wall tim
 from the narrowest width to 1; OUTPUT/usnet_s<seed>), compared at the S-Net's widths and drawn
 as a curve; --distill adds the S-Net (and with --universal the US-Net) trained with inplace
 distillation (OUTPUT/snet_distill_s<seed>, usnet_distill_s<seed>), compared with the I-Nets in
-OUTPUT/report_distill. Finished runs
-are kept and a killed run resumes from its last checkpoint, so running it again continues the
-study. Progress and the ETA of the whole study are printed every 30 s (--progress-every); each
-run's own log is OUTPUT/<run>/log.txt.
+OUTPUT/report_distill. Finished runs are kept and a killed run resumes from its last
+checkpoint, so running it again continues the study. Progress and the ETA of the whole study
+are printed every 30 s (--progress-every); each run's own log is OUTPUT/<run>/log.txt.
 """
 from __future__ import annotations
 
