@@ -41,6 +41,14 @@ def add_slimmable_config(cfg: CN) -> None:
     # Universal BatchNorm: training batches per width for calibrating its statistics before
     # evaluation (slimdet.calibrate_norms).
     cfg.MODEL.SLIMMABLE.CALIBRATION_BATCHES = 20
+    # How the widths' losses of one iteration combine into what the optimizer minimises: "sum"
+    # (the paper's and the official code's) or "mean" (the sum divided by the widths visited,
+    # so the step of the shared weights is about one width's).
+    cfg.MODEL.SLIMMABLE.LOSS_REDUCTION = "sum"
+    # Every this many iterations, log per width the L2 norm of the gradient it adds
+    # (wX/grad_norm), its cosine with the widest width's (wX/grad_cos_widest) and the norm of
+    # the summed gradient (grad_norm); 0: never.
+    cfg.MODEL.SLIMMABLE.GRAD_PROBE_PERIOD = 0
     # Inplace distillation: the widest width's detached predictions teach the other widths of
     # the iteration (slimdet.engine.distillation); a loss of weight 0 is left out.
     cfg.MODEL.SLIMMABLE.DISTILL = CN()
@@ -72,6 +80,9 @@ def validate_slimmable_config(cfg: CN) -> None:
         if s.SANDWICH_WIDTHS < 2:
             raise ValueError("MODEL.SLIMMABLE.SANDWICH_WIDTHS must be at least 2 (the widest and "
                              f"the narrowest), got {s.SANDWICH_WIDTHS}")
+    if s.get("LOSS_REDUCTION", "sum") not in ("sum", "mean"):
+        raise ValueError("MODEL.SLIMMABLE.LOSS_REDUCTION must be 'sum' or 'mean', got "
+                         f"{s.LOSS_REDUCTION!r}")
     quantum = width_quantum(cfg)
     if quantum and any(abs(w * quantum - round(w * quantum)) > 1e-9 for w in widths):
         raise ValueError(f"a universal model with GroupNorm runs at multiples of 1/{quantum} "

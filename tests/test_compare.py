@@ -7,6 +7,7 @@ import pytest
 
 from conftest import WIDTHS, synthetic_cfg, tool
 from slimdet.data import clutter
+from slimdet.study import TASKS, plan_study, recipes
 
 
 def _run(folder, ap: dict, *opts):
@@ -40,6 +41,38 @@ def test_comparison_averages_seeds_and_writes_every_file(tmp_path):
         tmp_path / "out" / "comparison.md").read_text()
 
 
+def test_same_seed_differences_get_a_95_percent_interval(tmp_path):
+    """S - I is paired by SEED: at width 1.0 the differences 1, 2, 3 over three seeds give
+    mean 2, std 1 and 2 ± 4.303/sqrt(3), which spans zero; at 0.5 the differences 1.9, 2.0,
+    2.1 do not. I-Nets whose seeds repeat pair with nothing."""
+    snets, inets = [], []
+    for seed, gain in zip((3, 4, 5), (1.0, 2.0, 3.0)):
+        snets.append(_run(tmp_path / f"s{seed}", {0.5: 30.0 + 9 * seed, 1.0: 40.0 + seed + gain},
+                          "SEED", seed, "MODEL.SLIMMABLE.WIDTHS", [0.5, 1.0]))
+        inets.append(_inet(tmp_path / f"i1_{seed}", 1.0, 40.0 + seed, "SEED", seed,
+                           "MODEL.SLIMMABLE.WIDTHS", [0.5, 1.0]))
+        inets.append(_inet(tmp_path / f"i05_{seed}", 0.5, 28.0 + 9 * seed - gain / 10 + 0.2,
+                           "SEED", seed, "MODEL.SLIMMABLE.WIDTHS", [0.5, 1.0]))
+    out = tmp_path / "out"
+    table = tool("compare_widths").main(["--slimmable", *snets, "--individual", *inets,
+                                         "--output", str(out)])
+    wide = table[1]["box AP"]["paired"]
+    assert wide["mean"] == pytest.approx(2.0) and wide["std"] == pytest.approx(1.0)
+    half = 4.303 / 3 ** 0.5
+    assert wide["ci95"] == pytest.approx([2 - half, 2 + half]) and wide["noise"]
+    narrow = table[0]["box AP"]["paired"]
+    assert narrow["mean"] == pytest.approx(2.0) and not narrow["noise"]
+    assert narrow["ci95"][0] > 1.6 and narrow["ci95"][1] < 2.4
+    text = (out / "comparison.md").read_text()
+    assert "| +2.0 [-0.5, +4.5] ~ |" in text and "| +2.0 [+1.8, +2.2] |" in text
+
+    repeated = [_inet(tmp_path / f"r{k}", 1.0, 40.0, "SEED", 3, "MODEL.SLIMMABLE.WIDTHS",
+                      [0.5, 1.0]) for k in range(2)]
+    table = tool("compare_widths").main(["--slimmable", *snets, "--individual", *repeated,
+                                         *inets[1::2], "--output", str(out)])
+    assert table[1]["box AP"]["paired"] is None
+
+
 def test_mismatched_runs_are_refused(tmp_path):
     snet = _run(tmp_path / "s", {w: 40 * w for w in WIDTHS})
     inets = [_inet(tmp_path / f"i{w}", w, 30.0) for w in WIDTHS]
@@ -63,30 +96,49 @@ def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monk
     by real train_net processes, the report written, and a second call keeps finished runs."""
     monkeypatch.setenv("SLIMDET_DATASETS", str(tmp_path))  # where the child processes look
     clutter.generate(str(tmp_path / "clutter"), num_train=4, num_val=2, seed=0)
-    args = ["--seeds", "0", "--output", str(tmp_path / "study"), "--data",
-            str(tmp_path / "clutter"), "--progress-every", "1",
+    args = ["--seeds", "0", "--recipes", "sum", "mean", "--jobs", "2", "--output",
+            str(tmp_path / "study"), "--data", str(tmp_path / "clutter"), "--progress-every", "1",
             "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]", "SOLVER.MAX_ITER", "2",
             "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     study = tool("compare_study").main(args)
-    assert set(study["runs"]) == {"snet_s0", "inet_w0.5_s0", "inet_w1_s0"}
+    assert set(study["runs"]) == {"snet_s0", "inet_w0.5_s0", "inet_w1_s0", "snet_mean_s0"}
     printed = capsys.readouterr().out
     assert "| study " in printed and "ETA" in printed
-    report = json.loads((tmp_path / "study" / "report" / "comparison.json").read_text())
-    assert [row["width"] for row in report["rows"]] == [0.5, 1.0]
+    for report in ("report", "report_mean"):
+        table = json.loads((tmp_path / "study" / report / "comparison.json").read_text())
+        assert [row["width"] for row in table["rows"]] == [0.5, 1.0]
+        assert table["individual"] == [str(tmp_path / "study" / f"inet_w{w}_s0") for w in (1, 0.5)]
+    snet_mean = (tmp_path / "study" / "snet_mean_s0" / "config.yaml").read_text()
+    assert "LOSS_REDUCTION: mean" in snet_mean
 
     again = tool("compare_study").main(args)
     assert again["runs"] == study["runs"]  # nothing retrained, earlier wall times kept
-    assert capsys.readouterr().out.count("finished earlier, kept") == 3
+    assert capsys.readouterr().out.count("finished earlier, kept") == 4
 
 
 def test_study_plan_distils_only_the_distilled_runs():
-    study = tool("compare_study")
-    runs = {r.name: r.opts for r in study.plan(study.STUDY_CONFIG, [0], [], universal=True,
-                                                distill=True)}
-    assert list(runs) == ["inet_w1_s0", "inet_w0.75_s0", "inet_w0.5_s0", "inet_w0.25_s0",
-                          "snet_s0", "snet_distill_s0", "usnet_s0", "usnet_distill_s0"]
+    runs = {r.name: r.opts for r in plan_study(TASKS["mask"].config_file, [0], [],
+                                               [recipes()["sum"]], universal=True, distill=True)}
+    assert list(runs) == ["snet_s0", "inet_w1_s0", "inet_w0.75_s0", "inet_w0.5_s0",
+                          "inet_w0.25_s0", "snet_distill_s0", "usnet_s0", "usnet_distill_s0"]
     distilled = {name for name, opts in runs.items() if "MODEL.SLIMMABLE.DISTILL.ENABLED" in opts}
     assert distilled == {"snet_distill_s0", "usnet_distill_s0"}
+
+
+def test_recipes_share_the_individual_runs_they_do_not_change():
+    """``mean`` trains a single width exactly as ``sum`` does, so its S-Net is compared with the
+    I-Nets of ``sum``; ``clip`` clips the I-Nets too."""
+    chosen = [recipes(3.0)[name] for name in ("sum", "mean", "clip")]
+    runs = {r.name: r for r in plan_study(TASKS["keypoint"].config_file, [1], [], chosen)}
+    assert [name for name in runs if name.startswith("snet")] == [
+        "snet_s1", "snet_mean_s1", "snet_clip_s1"]
+    assert [name for name in runs if name.startswith("inet_w1")] == ["inet_w1_s1",
+                                                                     "inet_w1_clip_s1"]
+    clip = ["SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "full_model", "SOLVER.CLIP_GRADIENTS.CLIP_VALUE",
+            "3.0"]
+    assert " ".join(clip) in " ".join(runs["inet_w0.5_clip_s1"].opts)
+    assert " ".join(clip) in " ".join(runs["snet_clip_s1"].opts)
+    assert runs["snet_mean_s1"].opts[2:] == ["MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"]
 
 
 def test_universal_runs_add_a_column_and_a_curve(tmp_path):
@@ -101,7 +153,8 @@ def test_universal_runs_add_a_column_and_a_curve(tmp_path):
     assert table[1]["box AP"]["US-Net"]["mean"] == 19.0  # width 0.5
     report = json.loads((out / "comparison.json").read_text())
     assert len(report["universal_curve"]) == 13
-    assert "| 0.5 | 0.5 | 30.0 → 20.0 (-10.0) | 19.0 |" in (out / "comparison.md").read_text()
+    assert "| 0.5 | 0.5 | 30.0 → 20.0 (-10.0) | -10.0 (1 seed) | 19.0 |" in (
+        out / "comparison.md").read_text()
     with pytest.raises(ValueError, match="runs of MODEL.SLIMMABLE.UNIVERSAL models"):
         tool("compare_widths").main(["--slimmable", snet, "--individual", *inets,
                                      "--universal", snet, "--output", str(out)])

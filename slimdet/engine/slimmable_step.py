@@ -31,13 +31,27 @@ def forward_backward_widths(
     backward: Callable[[torch.Tensor], None] = torch.Tensor.backward,
     autocast: Callable[[], ContextManager] = nullcontext,
     distillation: Optional[InplaceDistillation] = None,
+    scope: Callable[[float], ContextManager] = lambda width: nullcontext(),
+    loss_scale: float = 1.0,
 ) -> dict[float, dict[str, torch.Tensor]]:
     """For each width, widest first: switch, forward, check the losses, backward.
 
     Only one width's graph is alive at a time. Gradients accumulate in ``.grad``; the caller
-    zeroes them before and steps the optimizer after. With ``distillation``, the widest width's
-    predictions are kept (detached) and every other width adds its distillation losses. Returns
-    each width's detached losses. Leaves the model at the widest width.
+    zeroes them before and steps the optimizer after.
+
+    Args:
+        model, data: the (possibly DDP-wrapped) slimmable model and one batch.
+        widths: the widths of this step.
+        backward, autocast: how to back-propagate a loss (e.g. through a gradient scaler) and
+            the precision context of the forward.
+        distillation: the widest width's predictions are kept (detached) and every other width
+            adds its distillation losses.
+        scope: a context per width around its forward and backward (e.g. Detectron2's
+            ``EventStorage.name_scope``, so that what the model logs is logged per width).
+        loss_scale: each width back-propagates ``loss_scale`` times its total loss.
+
+    Returns:
+        Each width's detached, unscaled losses. Leaves the model at the widest width.
     """
     no_sync = model.no_sync if isinstance(model, DistributedDataParallel) else nullcontext
     capturing = distillation.capturing if distillation is not None else lambda _: nullcontext()
@@ -45,7 +59,7 @@ def forward_backward_widths(
     widest = max(widths)
     for width in sorted(widths, reverse=True):
         set_width(model, width)
-        with no_sync(), capturing(model):
+        with scope(width), no_sync(), capturing(model):
             with autocast():
                 loss_dict = model(data)
                 if distillation is not None and width != widest:
@@ -54,7 +68,7 @@ def forward_backward_widths(
             if not math.isfinite(total.item()):
                 bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
                 raise FloatingPointError(f"non-finite loss at width {width}: {bad}")
-            backward(total)
+            backward(total * loss_scale)
         if distillation is not None and width == widest:
             distillation.keep_teacher()
         losses_per_width[width] = {k: v.detach() for k, v in loss_dict.items()}

@@ -6,7 +6,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Iterable
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from functools import partial
 from typing import Sequence
 from unittest import mock
@@ -29,9 +29,12 @@ from ..config import eval_widths, validate_slimmable_config
 from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
 from ..evaluation import FastCOCOEvaluator, evaluate_widths
 from ..layers import width_key
+from ..solver import full_model_clipping
 from ..utils.rng import preserved_rng, rng_states, set_rng_states
 from .calibration import calibrate_norms, needs_calibration
 from .distillation import InplaceDistillation, distillation_from_config
+from .gradient_probe import GradientProbe
+from .width_writer import WidthMetricsPrinter
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
 from .width_sampling import FixedWidths, SandwichWidths, WidthSchedule, width_schedule
 
@@ -44,21 +47,31 @@ class _SlimmableStep:
     """``run_step`` for Detectron2's loops: the iteration's widths (``schedule``) on one batch,
     one optimizer step, with inplace ``distillation`` if given.
 
-    Logs every width's losses as ``w0.25/loss_cls`` (and ``w0.25/total_loss``) plus the
-    ``total_loss`` summed over widths, which is what the optimizer minimises. Under the
-    sandwich rule the widths drawn between the widest and the narrowest are logged together,
-    averaged, as ``sampled/loss_cls``.
+    Everything the model logs during one width's forward (Detectron2's
+    ``fast_rcnn/cls_accuracy``, ``rpn/num_pos_anchors``, ...) and that width's losses are
+    logged under its name (``w0.25/fast_rcnn/cls_accuracy``, ``w0.25/loss_cls``,
+    ``w0.25/total_loss``); ``total_loss`` is what the optimizer minimises (the widths' totals
+    summed, or averaged with ``loss_reduction="mean"``). Under the sandwich rule the widths
+    drawn between the widest and the narrowest are logged together as ``sampled/...``. Every
+    ``probe_period`` iterations a ``GradientProbe`` adds ``w0.25/grad_norm`` and
+    ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm``.
     """
 
     schedule: WidthSchedule
     distillation: InplaceDistillation | None
 
     def _init_widths(self, widths: Sequence[float] | WidthSchedule,
-                     distillation: InplaceDistillation | None) -> None:
+                     distillation: InplaceDistillation | None, loss_reduction: str,
+                     probe_period: int) -> None:
         self.schedule = widths if isinstance(widths, WidthSchedule) else FixedWidths(widths)
         self.distillation = distillation
         if distillation is not None:
             distillation.check_model(self.model)
+        if loss_reduction not in ("sum", "mean"):
+            raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
+        self.loss_reduction = loss_reduction
+        self.probe_period = probe_period
+        self.probe = GradientProbe(self.model.parameters()) if probe_period > 0 else None
 
     def _backward(self, loss: torch.Tensor) -> None:
         loss.backward()
@@ -68,6 +81,19 @@ class _SlimmableStep:
 
     def _autocast(self):
         return nullcontext()
+
+    def _grad_scale(self) -> float:
+        """What the accumulated gradients are multiplied by (a gradient scaler's scale)."""
+        return 1.0
+
+    def _label(self, width: float, widths: Sequence[float]) -> str:
+        """The name ``width``'s scalars are logged under in an iteration of ``widths``."""
+        sampled = (isinstance(self.schedule, SandwichWidths)
+                   and width not in (min(widths), max(widths)))
+        return "sampled" if sampled else width_key(width)
+
+    def _loss_scale(self, widths: Sequence[float]) -> float:
+        return 1.0 / len(widths) if self.loss_reduction == "mean" else 1.0
 
     def run_step(self) -> None:
         assert self.model.training, f"[{type(self).__name__}] model was changed to eval mode!"
@@ -79,9 +105,25 @@ class _SlimmableStep:
         distillation = self.distillation
         if distillation is not None and not distillation.active(self.iter):
             distillation = None
-        per_width = forward_backward_widths(self.model, data, self.schedule(self.iter),
-                                            self._backward, self._autocast, distillation)
+        widths = self.schedule(self.iter)
+        storage = get_event_storage()
+        probe = self.probe if self.probe and (self.iter + 1) % self.probe_period == 0 else None
+        if probe is not None:
+            probe.start()
+
+        @contextmanager
+        def scope(width: float):
+            with storage.name_scope(self._label(width, widths)):
+                yield
+                if probe is not None:
+                    storage.put_scalars(**probe.measure(self._grad_scale()))
+
+        per_width = forward_backward_widths(self.model, data, widths, self._backward,
+                                            self._autocast, distillation, scope,
+                                            self._loss_scale(widths))
         all_reduce_gradients(self.model)
+        if probe is not None:
+            storage.put_scalar("grad_norm", probe.total_norm(self._grad_scale()))
         self.after_backward()
         self._write_width_metrics(per_width, data_time)
         self._optimizer_step()
@@ -91,10 +133,7 @@ class _SlimmableStep:
         groups: dict[str, list[dict[str, torch.Tensor]]] = {}
         widths = sorted(per_width)
         for width in widths:
-            sampled = (isinstance(self.schedule, SandwichWidths)
-                       and width not in (widths[0], widths[-1]))
-            groups.setdefault("sampled" if sampled else width_key(width), []).append(
-                per_width[width])
+            groups.setdefault(self._label(width, widths), []).append(per_width[width])
         for label, loss_dicts in groups.items():
             prefix = f"{label}/"
             mean = {prefix + k: sum(d[k] for d in loss_dicts) / len(loss_dicts)
@@ -105,7 +144,8 @@ class _SlimmableStep:
         totals = [(latest.get(f"{label}/total_loss"), len(d)) for label, d in groups.items()]
         if comm.is_main_process() and all(t is not None and t[1] == self.iter
                                           for t, _ in totals):
-            storage.put_scalar("total_loss", sum(t[0] * n for t, n in totals))
+            storage.put_scalar("total_loss", self._loss_scale(widths)
+                               * sum(t[0] * n for t, n in totals))
 
 
 class SlimmableSimpleTrainer(_SlimmableStep, SimpleTrainer):
@@ -114,9 +154,10 @@ class SlimmableSimpleTrainer(_SlimmableStep, SimpleTrainer):
 
     def __init__(self, model: nn.Module, data_loader, optimizer,
                  widths: Sequence[float] | WidthSchedule,
-                 distillation: InplaceDistillation | None = None, **kwargs):
+                 distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
+                 probe_period: int = 0, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
-        self._init_widths(widths, distillation)
+        self._init_widths(widths, distillation, loss_reduction, probe_period)
 
 
 class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
@@ -125,15 +166,19 @@ class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
 
     def __init__(self, model: nn.Module, data_loader, optimizer,
                  widths: Sequence[float] | WidthSchedule,
-                 distillation: InplaceDistillation | None = None, **kwargs):
+                 distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
+                 probe_period: int = 0, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
-        self._init_widths(widths, distillation)
+        self._init_widths(widths, distillation, loss_reduction, probe_period)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.precision)
 
     def _backward(self, loss: torch.Tensor) -> None:
         self.grad_scaler.scale(loss).backward()
+
+    def _grad_scale(self) -> float:
+        return float(self.grad_scaler.get_scale())
 
     def _optimizer_step(self) -> None:
         self.grad_scaler.step(self.optimizer)
@@ -167,11 +212,32 @@ class SlimmableTrainer(DefaultTrainer):
         are what is bound here; the hooks it builds then hold the slimmable checkpointer from
         the start."""
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
-        loop = {"widths": width_schedule(cfg, seed), "distillation": distillation_from_config(cfg)}
+        s = cfg.MODEL.SLIMMABLE
+        loop = {"widths": width_schedule(cfg, seed), "distillation": distillation_from_config(cfg),
+                "loss_reduction": s.LOSS_REDUCTION, "probe_period": s.GRAD_PROBE_PERIOD}
         return mock.patch.multiple(
             engine_defaults, DetectionCheckpointer=SlimmableCheckpointer,
             SimpleTrainer=partial(SlimmableSimpleTrainer, **loop),
             AMPTrainer=partial(SlimmableAMPTrainer, **loop))
+
+    def build_writers(self) -> list:
+        """Detectron2's writers, and a ``WidthMetricsPrinter`` for what each width logs."""
+        return [*super().build_writers(), WidthMetricsPrinter()]
+
+    @classmethod
+    def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
+        """Detectron2's optimizer; with ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model"`` it
+        clips the L2 norm (``NORM_TYPE``) of all gradients together at ``CLIP_VALUE``
+        (``slimdet.solver.full_model_clipping``), after every width of the step added its
+        gradient."""
+        clip = cfg.SOLVER.CLIP_GRADIENTS
+        if not (clip.ENABLED and clip.CLIP_TYPE == "full_model"):
+            return super().build_optimizer(cfg, model)
+        plain = cfg.clone()
+        plain.defrost()
+        plain.SOLVER.CLIP_GRADIENTS.ENABLED = False
+        return full_model_clipping(super().build_optimizer(plain, model), clip.CLIP_VALUE,
+                                   clip.NORM_TYPE)
 
     @classmethod
     def build_train_loader(cls, cfg: CfgNode) -> Iterable[list[dict]]:

@@ -2,6 +2,11 @@
 (I-Nets), width by width, each family averaged over its seeds; optionally a universally
 slimmable network (US-Net) too, at the same widths and as a curve over every width it evaluated.
 
+Differences are paired: an S-Net and the I-Net of a width trained with the same ``SEED`` (so
+the same data stream) give one difference, and the differences over seeds get a mean, a
+standard deviation and a 95% confidence interval (Student's t); a difference whose interval
+spans zero is inside the noise.
+
 A run is an ``OUTPUT_DIR`` holding ``per_width_results.json`` (``evaluate_widths``) and the
 ``config.yaml`` Detectron2 writes at start-up. An I-Net run trains one width: its
 ``TRAIN_WIDTHS`` (or ``WIDTHS``) has a single entry, and only that width's row is used.
@@ -19,7 +24,7 @@ from detectron2.config import CfgNode
 from ..config import train_widths
 from .width_evaluation import COLUMNS
 
-__all__ = ["Run", "load_run", "compare_runs", "universal_curve", "MATCHED_KEYS"]
+__all__ = ["Run", "load_run", "compare_runs", "universal_curve", "paired_stats", "MATCHED_KEYS"]
 
 # Settings that must agree between compared runs (a different dataset or schedule is no
 # comparison of architectures).
@@ -84,6 +89,38 @@ def _stats(values: list[float]) -> dict[str, float]:
             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
 
 
+# Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (normal beyond).
+_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+def paired_stats(differences: Sequence[float]) -> dict:
+    """Mean, standard deviation, ``n`` and the 95% confidence interval (``ci95``, Student's t;
+    None for one value) of paired differences, and ``noise``: whether the interval spans 0."""
+    stats = _stats(list(differences))
+    if stats["n"] < 2:
+        return {**stats, "ci95": None, "noise": True}
+    t = _T95[stats["n"] - 2] if stats["n"] - 1 <= len(_T95) else 1.960
+    half = t * stats["std"] / stats["n"] ** 0.5
+    ci = [stats["mean"] - half, stats["mean"] + half]
+    return {**stats, "ci95": ci, "noise": ci[0] <= 0 <= ci[1]}
+
+
+def _by_seed(runs: list[Run], group) -> dict:
+    """``{group(run): {SEED: run}}``; a group whose seeds are not distinct and >= 0 (a random
+    seed, or a repeated one) pairs nothing and is left out."""
+    grouped: dict = {}
+    for run in runs:
+        grouped.setdefault(group(run), []).append(run)
+    out = {}
+    for key, members in grouped.items():
+        seeds = [int(run.cfg.SEED) for run in members]
+        if min(seeds) >= 0 and len(set(seeds)) == len(seeds):
+            out[key] = dict(zip(seeds, members))
+    return out
+
+
 def _same_widths(runs: list[Run], family: str) -> list[float]:
     widths = sorted(runs[0].rows)
     for run in runs[1:]:
@@ -114,8 +151,9 @@ def universal_curve(universal: list[Run]) -> list[dict]:
 def compare_runs(slimmable: list[Run], individual: list[Run],
                  universal: Sequence[Run] = ()) -> list[dict]:
     """One row per width of the S-Net runs: GFLOPs and, for every metric present, the I-Net
-    and S-Net mean and standard deviation over seeds and the difference of the means (and the
-    US-Net's statistics where ``universal`` runs evaluated that width).
+    and S-Net mean and standard deviation over seeds, the difference of the means, the
+    ``paired`` statistics of the same-seed differences S - I (``paired_stats``; None if no seed
+    has both), and the US-Net's statistics where ``universal`` runs evaluated that width.
 
     Raises ``ValueError`` for runs of different settings (``MATCHED_KEYS``), S-Net runs of
     different widths, I-Net runs that train several widths, or a width without an I-Net."""
@@ -128,9 +166,11 @@ def compare_runs(slimmable: list[Run], individual: list[Run],
     for run in individual:
         width = _individual_width(run)
         by_width.setdefault(width, []).append(run.rows[width])
+    seeded = _by_seed(individual, _individual_width)
     lacking = [w for w in widths if w not in by_width]
     if lacking:
         raise ValueError(f"no individual run for widths {lacking}; have {sorted(by_width)}")
+    snet_seeds = _by_seed(slimmable, lambda run: None).get(None, {})
     table = []
     for width in widths:
         snet = [run.rows[width] for run in slimmable]
@@ -139,8 +179,12 @@ def compare_runs(slimmable: list[Run], individual: list[Run],
             if metric in snet[0] and all(metric in r for r in by_width[width]):
                 i_stats = _stats([r[metric] for r in by_width[width]])
                 s_stats = _stats([r[metric] for r in snet])
+                pairs = [(run.rows[width][metric], seeded[width][seed].rows[width][metric])
+                         for seed, run in snet_seeds.items() if seed in seeded.get(width, {})]
                 row[metric] = {"I-Net": i_stats, "S-Net": s_stats,
-                               "diff": s_stats["mean"] - i_stats["mean"]}
+                               "diff": s_stats["mean"] - i_stats["mean"],
+                               "paired": paired_stats([s - i for s, i in pairs]) if pairs
+                               else None}
                 if metric in curve.get(width, {}):
                     row[metric]["US-Net"] = curve[width][metric]
         table.append(row)

@@ -1,0 +1,91 @@
+"""The S-Net vs I-Nets comparison as files: ``comparison.{md,json,csv,png}``."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+from typing import Sequence
+
+from .comparison import METRICS, compare_runs, load_run, universal_curve
+from .plot import plot_comparison
+
+__all__ = ["comparison_markdown", "write_comparison"]
+
+FAMILIES = ("I-Net", "S-Net", "US-Net")
+
+
+def _cell(stats: dict) -> str:
+    return f"{stats['mean']:.1f}" + (f" ± {stats['std']:.1f}" if stats["n"] > 1 else "")
+
+
+def _paired_cell(paired: dict | None) -> str:
+    """``+1.2 [-0.3, +2.7]`` (mean and 95% interval of S - I over seeds); ``~`` marks an
+    interval that spans zero (inside the noise)."""
+    if paired is None:
+        return "unpaired"
+    if paired["ci95"] is None:
+        return f"{paired['mean']:+.1f} (1 seed)"
+    lo, hi = paired["ci95"]
+    return f"{paired['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}]" + (" ~" if paired["noise"] else "")
+
+
+def comparison_markdown(table: list[dict]) -> str:
+    """Markdown table of ``compare_runs``: per width and metric, I-Net → S-Net (mean ± std
+    over seeds, difference of the means), the paired difference S - I with its 95% interval
+    (``~``: the interval spans zero) and the US-Net's mean where present."""
+    metrics = [m for m in METRICS if m in table[0]]
+    universal = "US-Net" in table[0][metrics[0]]
+    titles = [f"{m}: I-Net → S-Net (diff) | {m}: S − I paired, 95% CI"
+              + (f" | {m}: US-Net" if universal else "") for m in metrics]
+    lines = ["| width | GFLOPs | " + " | ".join(titles) + " |",
+             "|---" * (2 + len(metrics) * (2 + universal)) + "|"]
+    for row in table:
+        cells = [f"{_cell(row[m]['I-Net'])} → {_cell(row[m]['S-Net'])} ({row[m]['diff']:+.1f})"
+                 f" | {_paired_cell(row[m]['paired'])}"
+                 + (f" | {_cell(row[m]['US-Net'])}" if universal else "") for m in metrics]
+        lines.append(f"| {row['width']:g} | {row['GFLOPs']:.3g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _flat_rows(table: list[dict]) -> list[dict]:
+    out = []
+    for row in table:
+        flat = {"width": row["width"], "GFLOPs": row["GFLOPs"]}
+        for metric in (m for m in METRICS if m in row):
+            for family in (f for f in FAMILIES if f in row[metric]):
+                for stat in ("mean", "std", "n"):
+                    flat[f"{metric} {family} {stat}"] = row[metric][family][stat]
+            flat[f"{metric} diff"] = row[metric]["diff"]
+            paired = row[metric]["paired"] or {}
+            ci = paired.get("ci95") or [None, None]
+            flat.update({f"{metric} paired mean": paired.get("mean"),
+                         f"{metric} paired std": paired.get("std"),
+                         f"{metric} paired ci95 low": ci[0], f"{metric} paired ci95 high": ci[1]})
+        out.append(flat)
+    return out
+
+
+def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
+                     universal: Sequence[str], output: str) -> list[dict]:
+    """Compare the run folders (``compare_runs``) and write ``output/comparison.md`` (the
+    table), ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP
+    against GFLOPs); returns the table."""
+    universal_runs = [load_run(d) for d in universal]
+    table = compare_runs([load_run(d) for d in slimmable], [load_run(d) for d in individual],
+                         universal_runs)
+    curve = universal_curve(universal_runs) if universal_runs else []
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, "comparison")
+    with open(path + ".md", "w") as f:
+        f.write(comparison_markdown(table) + "\n")
+    with open(path + ".json", "w") as f:
+        json.dump({"slimmable": list(slimmable), "individual": list(individual),
+                   "universal": list(universal), "rows": table, "universal_curve": curve},
+                  f, indent=2)
+    rows = _flat_rows(table)
+    with open(path + ".csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_comparison(table, path + ".png", curve)
+    return table
