@@ -1,26 +1,23 @@
-"""Detectron2 training loops and trainer that train every width on every iteration."""
+"""``SlimmableTrainer``: Detectron2's ``DefaultTrainer`` for slimmable models."""
 from __future__ import annotations
 
 import logging
 import os
-import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
-from contextlib import contextmanager, nullcontext
-from functools import partial
-from typing import Sequence
-from unittest import mock
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
-from detectron2.engine import AMPTrainer, DefaultTrainer, SimpleTrainer
-from detectron2.engine import defaults as engine_defaults
 from detectron2.data import MetadataCatalog
+# Detectron2 exposes the train loader's arguments (datasets after filtering, mapper, batch
+# size) only through this function, which its own build_detection_train_loader calls.
+from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
+from detectron2.engine import DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
 from detectron2.evaluation import (COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators,
                                    LVISEvaluator, SemSegEvaluator)
 from detectron2.utils import comm
-from detectron2.utils.events import get_event_storage
+from detectron2.utils.logger import setup_logger
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -28,161 +25,17 @@ from ..checkpoint import SlimmableCheckpointer
 from ..config import eval_widths, validate_slimmable_config
 from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
 from ..evaluation import FastCOCOEvaluator, evaluate_widths
-from ..layers import width_key
 from ..solver import full_model_clipping
 from ..utils.rng import preserved_rng, rng_states, set_rng_states
 from .calibration import calibrate_norms, needs_calibration
-from .distillation import InplaceDistillation, distillation_from_config
-from .gradient_probe import GradientProbe
+from .distillation import distillation_from_config
+from .slimmable_loop import SlimmableAMPTrainer, SlimmableSimpleTrainer
+from .width_sampling import SandwichWidths, width_schedule
 from .width_writer import WidthMetricsPrinter
-from .slimmable_step import all_reduce_gradients, forward_backward_widths
-from .width_sampling import FixedWidths, SandwichWidths, WidthSchedule, width_schedule
 
-__all__ = ["SlimmableSimpleTrainer", "SlimmableAMPTrainer", "SlimmableTrainer"]
+__all__ = ["SlimmableTrainer"]
 
 logger = logging.getLogger(__name__)
-
-
-class _SlimmableStep:
-    """``run_step`` for Detectron2's loops: the iteration's widths (``schedule``) on one batch,
-    one optimizer step, with inplace ``distillation`` if given.
-
-    Everything the model logs during one width's forward (Detectron2's
-    ``fast_rcnn/cls_accuracy``, ``rpn/num_pos_anchors``, ...) and that width's losses are
-    logged under its name (``w0.25/fast_rcnn/cls_accuracy``, ``w0.25/loss_cls``,
-    ``w0.25/total_loss``); ``total_loss`` is what the optimizer minimises (the widths' totals
-    summed, or averaged with ``loss_reduction="mean"``). Under the sandwich rule the widths
-    drawn between the widest and the narrowest are logged together as ``sampled/...``. Every
-    ``probe_period`` iterations a ``GradientProbe`` adds ``w0.25/grad_norm`` and
-    ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm``.
-    """
-
-    schedule: WidthSchedule
-    distillation: InplaceDistillation | None
-
-    def _init_widths(self, widths: Sequence[float] | WidthSchedule,
-                     distillation: InplaceDistillation | None, loss_reduction: str,
-                     probe_period: int) -> None:
-        self.schedule = widths if isinstance(widths, WidthSchedule) else FixedWidths(widths)
-        self.distillation = distillation
-        if distillation is not None:
-            distillation.check_model(self.model)
-        if loss_reduction not in ("sum", "mean"):
-            raise ValueError(f"loss_reduction must be 'sum' or 'mean', got {loss_reduction!r}")
-        self.loss_reduction = loss_reduction
-        self.probe_period = probe_period
-        self.probe = GradientProbe(self.model.parameters()) if probe_period > 0 else None
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def _optimizer_step(self) -> None:
-        self.optimizer.step()
-
-    def _autocast(self):
-        return nullcontext()
-
-    def _grad_scale(self) -> float:
-        """What the accumulated gradients are multiplied by (a gradient scaler's scale)."""
-        return 1.0
-
-    def _label(self, width: float, widths: Sequence[float]) -> str:
-        """The name ``width``'s scalars are logged under in an iteration of ``widths``."""
-        sampled = (isinstance(self.schedule, SandwichWidths)
-                   and width not in (min(widths), max(widths)))
-        return "sampled" if sampled else width_key(width)
-
-    def _loss_scale(self, widths: Sequence[float]) -> float:
-        return 1.0 / len(widths) if self.loss_reduction == "mean" else 1.0
-
-    def run_step(self) -> None:
-        assert self.model.training, f"[{type(self).__name__}] model was changed to eval mode!"
-        start = time.perf_counter()
-        data = next(self._data_loader_iter)
-        data_time = time.perf_counter() - start
-
-        self.optimizer.zero_grad()
-        distillation = self.distillation
-        if distillation is not None and not distillation.active(self.iter):
-            distillation = None
-        widths = self.schedule(self.iter)
-        storage = get_event_storage()
-        probe = self.probe if self.probe and (self.iter + 1) % self.probe_period == 0 else None
-        if probe is not None:
-            probe.start()
-
-        @contextmanager
-        def scope(width: float):
-            with storage.name_scope(self._label(width, widths)):
-                yield
-                if probe is not None:
-                    storage.put_scalars(**probe.measure(self._grad_scale()))
-
-        per_width = forward_backward_widths(self.model, data, widths, self._backward,
-                                            self._autocast, distillation, scope,
-                                            self._loss_scale(widths))
-        all_reduce_gradients(self.model)
-        if probe is not None:
-            storage.put_scalar("grad_norm", probe.total_norm(self._grad_scale()))
-        self.after_backward()
-        self._write_width_metrics(per_width, data_time)
-        self._optimizer_step()
-
-    def _write_width_metrics(self, per_width: dict[float, dict[str, torch.Tensor]],
-                             data_time: float) -> None:
-        groups: dict[str, list[dict[str, torch.Tensor]]] = {}
-        widths = sorted(per_width)
-        for width in widths:
-            groups.setdefault(self._label(width, widths), []).append(per_width[width])
-        for label, loss_dicts in groups.items():
-            prefix = f"{label}/"
-            mean = {prefix + k: sum(d[k] for d in loss_dicts) / len(loss_dicts)
-                    for k in loss_dicts[0]}
-            self._write_metrics(mean, data_time, prefix)
-        storage = get_event_storage()
-        latest = storage.latest()
-        totals = [(latest.get(f"{label}/total_loss"), len(d)) for label, d in groups.items()]
-        if comm.is_main_process() and all(t is not None and t[1] == self.iter
-                                          for t, _ in totals):
-            storage.put_scalar("total_loss", self._loss_scale(widths)
-                               * sum(t[0] * n for t, n in totals))
-
-
-class SlimmableSimpleTrainer(_SlimmableStep, SimpleTrainer):
-    """``SimpleTrainer`` that visits ``widths`` (a list, or a ``WidthSchedule``) on every
-    iteration, with inplace ``distillation`` if given."""
-
-    def __init__(self, model: nn.Module, data_loader, optimizer,
-                 widths: Sequence[float] | WidthSchedule,
-                 distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
-                 probe_period: int = 0, **kwargs):
-        super().__init__(model, data_loader, optimizer, **kwargs)
-        self._init_widths(widths, distillation, loss_reduction, probe_period)
-
-
-class SlimmableAMPTrainer(_SlimmableStep, AMPTrainer):
-    """``AMPTrainer`` (CUDA mixed precision, gradient scaling) that visits ``widths``, with
-    inplace ``distillation`` if given."""
-
-    def __init__(self, model: nn.Module, data_loader, optimizer,
-                 widths: Sequence[float] | WidthSchedule,
-                 distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
-                 probe_period: int = 0, **kwargs):
-        super().__init__(model, data_loader, optimizer, **kwargs)
-        self._init_widths(widths, distillation, loss_reduction, probe_period)
-
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=self.precision)
-
-    def _backward(self, loss: torch.Tensor) -> None:
-        self.grad_scaler.scale(loss).backward()
-
-    def _grad_scale(self) -> float:
-        return float(self.grad_scaler.get_scale())
-
-    def _optimizer_step(self) -> None:
-        self.grad_scaler.step(self.optimizer)
-        self.grad_scaler.update()
 
 
 class SlimmableTrainer(DefaultTrainer):
@@ -199,26 +52,42 @@ class SlimmableTrainer(DefaultTrainer):
     """
 
     def __init__(self, cfg: CfgNode):
+        # DefaultTrainer.__init__ builds its loop and checkpointer by class name, with no
+        # factory to override; this one builds the same parts with Detectron2's builders and
+        # takes the loop from ``build_loop`` and the checkpointer from ``build_checkpointer``.
         validate_slimmable_config(cfg)
-        with self._slimmable_loop_and_checkpointer(cfg):
-            super().__init__(cfg)
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = self.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = create_ddp_model(model, broadcast_buffers=False)
+        self._trainer = self.build_loop(cfg, model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = self.build_checkpointer(cfg, model)
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
 
-    @staticmethod
-    def _slimmable_loop_and_checkpointer(cfg: CfgNode):
-        """While ``DefaultTrainer.__init__`` runs, make the loop it builds a
-        ``SlimmableSimpleTrainer``/``SlimmableAMPTrainer`` over ``width_schedule(cfg)`` (with
-        the config's distillation) and its checkpointer a ``SlimmableCheckpointer``.
-        ``DefaultTrainer`` has no factory for either: it calls the names of its module, so those
-        are what is bound here; the hooks it builds then hold the slimmable checkpointer from
-        the start."""
+    @classmethod
+    def build_loop(cls, cfg: CfgNode, model: nn.Module, data_loader: Iterable[list[dict]],
+                   optimizer: torch.optim.Optimizer) -> SimpleTrainer:
+        """The training loop: ``SlimmableAMPTrainer`` if ``SOLVER.AMP.ENABLED``, else
+        ``SlimmableSimpleTrainer``, over ``width_schedule(cfg)`` (seeded by ``SEED``, or a
+        random seed shared by all processes), with the config's distillation, loss reduction
+        and gradient probe."""
         seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
         s = cfg.MODEL.SLIMMABLE
-        loop = {"widths": width_schedule(cfg, seed), "distillation": distillation_from_config(cfg),
-                "loss_reduction": s.LOSS_REDUCTION, "probe_period": s.GRAD_PROBE_PERIOD}
-        return mock.patch.multiple(
-            engine_defaults, DetectionCheckpointer=SlimmableCheckpointer,
-            SimpleTrainer=partial(SlimmableSimpleTrainer, **loop),
-            AMPTrainer=partial(SlimmableAMPTrainer, **loop))
+        loop = SlimmableAMPTrainer if cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
+        return loop(model, data_loader, optimizer, width_schedule(cfg, seed),
+                    distillation_from_config(cfg), s.LOSS_REDUCTION, s.GRAD_PROBE_PERIOD)
+
+    def build_checkpointer(self, cfg: CfgNode, model: nn.Module) -> SlimmableCheckpointer:
+        """A ``SlimmableCheckpointer`` saving to ``OUTPUT_DIR`` with this trainer's state."""
+        return SlimmableCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
 
     def build_writers(self) -> list:
         """Detectron2's writers, and a ``WidthMetricsPrinter`` for what each width logs."""

@@ -1,0 +1,142 @@
+"""The training recipe: what each width logs, the gradient probe, loss reduction, clipping."""
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances
+from detectron2.utils.events import EventStorage
+from torch import nn
+
+from conftest import DETERMINISTIC, WIDTHS, tiny_train_cfg
+from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
+from slimdet.engine.gradient_probe import GradientProbe
+from slimdet.layers import width_key
+
+# Scalars of a whole step, not of one width.
+STEP_KEYS = {"total_loss", "grad_norm", "lr", "data_time", "rank_data_time", "time",
+             "eta_seconds"}
+MODEL_SCALARS = ("fast_rcnn/cls_accuracy", "fast_rcnn/fg_cls_accuracy", "mask_rcnn/accuracy",
+                 "rpn/num_pos_anchors", "roi_head/num_fg_samples")
+
+
+def test_everything_the_model_logs_is_logged_per_width(tiny_data, tmp_path, caplog):
+    cfg = tiny_train_cfg(tmp_path, "SOLVER.MAX_ITER", 2, "DATASETS.TEST", (),
+                         "MODEL.SLIMMABLE.GRAD_PROBE_PERIOD", 1)
+    trainer = SlimmableTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    with caplog.at_level(logging.INFO, logger="slimdet.engine.width_writer"):
+        trainer.train()
+    keys = set(trainer.storage.histories())
+    labels = [width_key(w) for w in WIDTHS]
+    for label in labels:
+        assert {f"{label}/{name}" for name in MODEL_SCALARS} <= keys, label
+        assert f"{label}/grad_norm" in keys
+        assert (f"{label}/grad_cos_widest" in keys) == (label != "w1")
+    step_keys = {key for key in keys if key.split("/")[0] not in labels}
+    assert {"total_loss", "grad_norm"} <= step_keys <= STEP_KEYS
+    with open(tmp_path / "metrics.json") as f:
+        last = [json.loads(line) for line in f][-1]
+    assert "w0.25/fast_rcnn/fg_cls_accuracy" in last and "fast_rcnn/cls_accuracy" not in last
+    printed = [r.getMessage() for r in caplog.records]
+    assert any("w0.25" in line and "fast_rcnn/cls_accuracy" in line and "grad_norm" in line
+               for line in printed), printed
+
+
+def _batch():
+    """Two 64x64 images with two boxes each."""
+    g = torch.Generator().manual_seed(0)
+    batch = []
+    for i in range(2):
+        inst = Instances((64, 64))
+        inst.gt_boxes = Boxes(torch.tensor([[4.0, 6.0, 30.0, 40.0], [28.0, 20.0, 60.0, 58.0]]) + i)
+        inst.gt_classes = torch.tensor([i, 2])
+        batch.append({"image": torch.rand(3, 64, 64, generator=g) * 255, "instances": inst,
+                      "height": 64, "width": 64})
+    return batch
+
+
+def _flat_grad(model: nn.Module) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                      for p in model.parameters()])
+
+
+def test_probe_and_mean_reduction_measure_each_widths_own_gradient(tmp_path):
+    """A step over widths 1.0 and 0.5 with ``loss_reduction="mean"`` accumulates (g1 + g0.5)/2,
+    where g_w is the gradient of width w's loss alone; the probe reports |g0.5|/2, the cosine
+    of g0.5 with g1 and the norm of the sum."""
+    torch.manual_seed(0)
+    model = build_model(tiny_train_cfg(tmp_path, "MODEL.MASK_ON", False, *DETERMINISTIC))
+    data = _batch()
+    alone = {}
+    for width in (1.0, 0.5):
+        model.zero_grad(set_to_none=True)
+        with EventStorage(0):  # the model logs its scalars there
+            forward_backward_widths(model, data, [width])
+        alone[width] = _flat_grad(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    trainer = SlimmableSimpleTrainer(model, [data], optimizer, widths=[1.0, 0.5],
+                                     loss_reduction="mean", probe_period=1)
+    with EventStorage(0) as storage:
+        trainer.run_step()
+        latest = {k: v for k, (v, _) in storage.latest().items()}
+    g1, g05 = alone[1.0], alone[0.5]
+    assert torch.allclose(_flat_grad(model), (g1 + g05) / 2, rtol=1e-4, atol=1e-7)
+    assert latest["w0.5/grad_norm"] == pytest.approx(float(g05.norm()) / 2, rel=1e-4)
+    assert latest["w1/grad_norm"] == pytest.approx(float(g1.norm()) / 2, rel=1e-4)
+    cos = float(g1 @ g05 / (g1.norm() * g05.norm()))
+    assert latest["w0.5/grad_cos_widest"] == pytest.approx(cos, abs=1e-4)
+    assert latest["grad_norm"] == pytest.approx(float((g1 + g05).norm()) / 2, rel=1e-4)
+    assert latest["total_loss"] == pytest.approx(
+        (latest["w1/total_loss"] + latest["w0.5/total_loss"]) / 2, rel=1e-6)
+
+
+def test_gradient_probe_takes_increments():
+    p = nn.Parameter(torch.zeros(2))
+    probe = GradientProbe([p])
+    probe.start()
+    p.grad = torch.tensor([3.0, 4.0])  # gradients scaled by 2 (a gradient scaler's)
+    assert probe.measure(scale=2.0) == {"grad_norm": 2.5}
+    p.grad = torch.tensor([3.0, 5.0])  # the second width added (0, 1), that is (0, 0.5)
+    assert probe.measure(scale=2.0) == pytest.approx({"grad_norm": 0.5, "grad_cos_widest": 0.8})
+    assert probe.total_norm(scale=2.0) == pytest.approx(34 ** 0.5 / 2)
+
+
+def _clipped_optimizer(tmp_path, clip_value, clip_type="full_model"):
+    model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 1, bias=False))
+    cfg = tiny_train_cfg(tmp_path, "SOLVER.CLIP_GRADIENTS.ENABLED", True,
+                         "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", clip_type,
+                         "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", clip_value, "SOLVER.BASE_LR", 1.0,
+                         "SOLVER.MOMENTUM", 0.0, "SOLVER.WEIGHT_DECAY", 0.0)
+    return model, SlimmableTrainer.build_optimizer(cfg, model)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.1], ids=["clipped", "below-threshold"])
+def test_full_model_clipping_caps_the_joint_norm_and_keeps_the_direction(tmp_path, scale):
+    model, optimizer = _clipped_optimizer(tmp_path, 1.0)
+    grads = [torch.tensor([[1.0, 2.0], [0.0, 0.0]]) * scale, torch.tensor([[0.0, 2.0]]) * scale]
+    before = [p.detach().clone() for p in model.parameters()]
+    for p, g in zip(model.parameters(), grads):
+        p.grad = g.clone()
+    optimizer.step()
+    norm = 3.0 * scale  # sqrt(1 + 4 + 4)
+    assert optimizer.grad_norm == pytest.approx(norm)
+    factor = min(1.0, 1.0 / (norm + 1e-6))
+    for p, b, g in zip(model.parameters(), before, grads):
+        assert torch.allclose(b - p.detach(), g * factor, rtol=1e-6)
+    if scale < 1:  # nothing to clip: exactly plain SGD
+        assert all(torch.equal(b - p.detach(), g) for p, b, g in
+                   zip(model.parameters(), before, grads))
+
+
+def test_clipping_types_and_bad_recipes_are_named(tmp_path):
+    _, per_parameter = _clipped_optimizer(tmp_path, 1.0, clip_type="norm")
+    assert "FullModelClipping" not in type(per_parameter).__name__  # Detectron2's own
+    with pytest.raises(ValueError, match="CLIP_VALUE must be positive, got 0.0"):
+        _clipped_optimizer(tmp_path, 0.0)
+    cfg = tiny_train_cfg(tmp_path, "MODEL.SLIMMABLE.LOSS_REDUCTION", "avg")
+    with pytest.raises(ValueError, match="LOSS_REDUCTION must be 'sum' or 'mean', got 'avg'"):
+        SlimmableTrainer(cfg)
