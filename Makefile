@@ -5,6 +5,9 @@ SHELL := /bin/bash
 PY_CMD = $(shell bash tools/setup_env.sh 2> >(grep -v "is ignored" >&2) | tail -n 1)
 
 SEEDS ?= 0
+TASK ?= mask
+RECIPES ?= sum
+JOBS ?= 2
 
 .PHONY: help setup test demo compare lint clean
 
@@ -12,8 +15,9 @@ help:
 	@echo "make setup  - create .venv (or use PYTHON / active venv), install torch, detectron2, slimdet"
 	@echo "make test   - setup, then run the test suite"
 	@echo "make demo   - setup, generate synthetic data, train the slimmable Mask R-CNN, evaluate every width"
-	@echo "make compare [SEEDS=\"0 1\"] - setup, generate the clutter data, train the slimmable"
-	@echo "               Mask R-CNN and one individual model per width per seed, compare them"
+	@echo "make compare [TASK=mask|keypoint|faster] [SEEDS=\"0 1 2\"] [RECIPES=\"sum mean clip\"] [JOBS=2]"
+	@echo "             - setup, generate the clutter data, train the slimmable R-CNN and one"
+	@echo "               individual model per width, seed and recipe, compare them"
 	@echo "make lint   - setup, then ruff check ."
 
 setup:
@@ -29,7 +33,8 @@ demo: setup
 	bash tools/demo.sh "$(PY_CMD)"
 
 compare: setup
-	$(PY_CMD) tools/compare_study.py --seeds $(SEEDS)
+	$(PY_CMD) tools/compare_study.py --task $(TASK) --seeds $(SEEDS) --recipes $(RECIPES) \
+		--jobs $(JOBS) --output output/compare_$(TASK)
 
 clean:
-	rm -rf output/demo output/compare datasets/synthetic datasets/clutter
+	rm -rf output/demo output/compare_* datasets/synthetic datasets/clutter datasets/clutter_people

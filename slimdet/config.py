@@ -54,7 +54,7 @@ def add_slimmable_config(cfg: CN) -> None:
     cfg.MODEL.SLIMMABLE.DISTILL = CN()
     cfg.MODEL.SLIMMABLE.DISTILL.ENABLED = False
     cfg.MODEL.SLIMMABLE.DISTILL.RPN_CLS = 1.0
-    cfg.MODEL.SLIMMABLE.DISTILL.RPN_LOC = 0.0  # rivals the ground-truth gradient: see README
+    cfg.MODEL.SLIMMABLE.DISTILL.RPN_LOC = 0.0  # rivals the ground truth: docs/results.md
     cfg.MODEL.SLIMMABLE.DISTILL.ROI_CLS = 1.0
     cfg.MODEL.SLIMMABLE.DISTILL.ROI_LOC = 1.0
     cfg.MODEL.SLIMMABLE.DISTILL.FPN = 0.0
