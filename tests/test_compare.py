@@ -96,7 +96,8 @@ def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monk
     by real train_net processes, the report written, and a second call keeps finished runs."""
     monkeypatch.setenv("SLIMDET_DATASETS", str(tmp_path))  # where the child processes look
     clutter.generate(str(tmp_path / "clutter"), num_train=4, num_val=2, seed=0)
-    args = ["--seeds", "0", "--recipes", "sum", "mean", "--jobs", "2", "--output",
+    args = ["--seeds", "0", "--recipes", "sum", "mean", "--jobs", "2", "--bootstrap", "20",
+            "--output",
             str(tmp_path / "study"), "--data", str(tmp_path / "clutter"), "--progress-every", "1",
             "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]", "SOLVER.MAX_ITER", "2",
             "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
@@ -108,6 +109,7 @@ def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monk
         table = json.loads((tmp_path / "study" / report / "comparison.json").read_text())
         assert [row["width"] for row in table["rows"]] == [0.5, 1.0]
         assert table["individual"] == [str(tmp_path / "study" / f"inet_w{w}_s0") for w in (1, 0.5)]
+        assert table["rows"][0]["box AP"]["bootstrap"]["per_seed"]["0"]["samples"] == 20
     snet_mean = (tmp_path / "study" / "snet_mean_s0" / "config.yaml").read_text()
     assert "LOSS_REDUCTION: mean" in snet_mean
 

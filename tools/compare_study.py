@@ -4,7 +4,7 @@ individually at each width (I-Nets), same config, schedule and recipe, for every
 the report.
 
     tools/compare_study.py [--task mask|keypoint|faster] [--seeds 0 1 2] \\
-        [--recipes sum mean clip] [--clip-value 5] [--universal] [--distill] [--jobs 2] \\
+        [--recipes sum mean clip] [--clip-value 2] [--universal] [--distill] [--jobs 2] \\
         [--output output/compare] [KEY VALUE ...]
 
 --task picks the benchmark (configs/Synthetic/clutter_{task}_rcnn_R18_FPN.yaml; --config-file
@@ -15,7 +15,8 @@ evaluated every 1/16 from the narrowest width to 1), --distill an S-Net (and US-
 inplace distillation. Recipes: sum (the widths' losses summed: the paper's), mean (divided by
 the number of widths), clip (summed, all gradients clipped to a joint L2 norm of --clip-value).
 Then OUTPUT/report[_recipe][_distill]/comparison.{md,json,csv,png} per recipe, with paired
-S - I differences and 95% intervals over seeds. Finished runs are kept and a killed run resumes
+S - I differences and 95% intervals over seeds, and (--bootstrap) the spread of each seed's
+difference over resampled validation images. Finished runs are kept and a killed run resumes
 from its last checkpoint, so running it again continues the study. Progress and the ETA of the
 whole study are printed every 30 s; each run's own log is OUTPUT/<run>/log.txt.
 """
@@ -45,6 +46,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--distill", action="store_true",
                         help="also train the S-Net (and US-Net) with inplace distillation per seed")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
+    parser.add_argument("--bootstrap", type=int, default=200, metavar="N",
+                        help="paired resamplings of the validation images per seed in the "
+                        "reports (0: none)")
     parser.add_argument("--output", default="output/compare", metavar="DIR")
     parser.add_argument("--data", metavar="DIR",
                         help="dataset root, generated there if missing (default: the task's)")
@@ -63,7 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     chosen = [recipes(args.clip_value)[name] for name in args.recipes]
     runs = plan_study(config_file, args.seeds, args.opts, chosen, args.universal, args.distill)
     study = run_study(runs, config_file, args.opts, args.output, args.jobs, args.progress_every)
-    for folder in write_reports(runs, chosen, args.output):
+    for folder in write_reports(runs, chosen, args.output, args.bootstrap):
         print(f"[study] report in {folder}/")
     return study
 

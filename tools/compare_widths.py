@@ -9,7 +9,9 @@ Each DIR is the OUTPUT_DIR of a finished tools/train_net.py run; an I-Net run tr
 into S - I differences with a 95% interval. Prints the table and writes
 comparison.{json,csv,md,png}. ``--universal DIR...`` adds universally slimmable runs
 (MODEL.SLIMMABLE.UNIVERSAL): a column at the S-Net's widths and, in the plot, a curve over every
-width they evaluated. Runs of different datasets, schedules or widths are an error.
+width they evaluated. ``--bootstrap N`` adds, per width and AP metric, the standard deviation of
+S - I over N paired resamplings of the validation images (from the runs' saved predictions).
+Runs of different datasets, schedules or widths are an error.
 """
 from __future__ import annotations
 
@@ -26,12 +28,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--individual", nargs="+", required=True, metavar="DIR")
     parser.add_argument("--universal", nargs="+", default=[], metavar="DIR")
     parser.add_argument("--output", required=True, metavar="DIR")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                        help="also resample the validation images N times per seed (paired): "
+                        "the evaluation's share of the noise of S - I")
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     args = parse_args(argv)
-    table = write_comparison(args.slimmable, args.individual, args.universal, args.output)
+    table = write_comparison(args.slimmable, args.individual, args.universal, args.output,
+                             args.bootstrap)
     print(comparison_markdown(table))
     print(f"Wrote {os.path.join(args.output, 'comparison')}.{{md,json,csv,png}}")
     return table

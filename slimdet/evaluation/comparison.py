@@ -22,9 +22,12 @@ from typing import Sequence
 from detectron2.config import CfgNode
 
 from ..config import train_widths
+from ..layers import width_key
+from .bootstrap import paired_bootstrap, run_matches
 from .width_evaluation import COLUMNS
 
-__all__ = ["Run", "load_run", "compare_runs", "universal_curve", "paired_stats", "MATCHED_KEYS"]
+__all__ = ["Run", "load_run", "compare_runs", "universal_curve", "paired_stats", "add_bootstrap",
+           "MATCHED_KEYS"]
 
 # Settings that must agree between compared runs (a different dataset or schedule is no
 # comparison of architectures).
@@ -189,3 +192,29 @@ def compare_runs(slimmable: list[Run], individual: list[Run],
                     row[metric]["US-Net"] = curve[width][metric]
         table.append(row)
     return table
+
+
+def add_bootstrap(table: list[dict], slimmable: list[Run], individual: list[Run],
+                  samples: int = 1000) -> None:
+    """Add to each AP metric of ``table`` (``compare_runs``) the evaluation's share of the noise:
+    per seed, the paired bootstrap over validation images of that seed's S - I difference
+    (``bootstrap.paired_bootstrap`` on the runs' saved predictions), and their mean ``std``."""
+    snets = _by_seed(slimmable, lambda run: None).get(None, {})
+    inets = _by_seed(individual, _individual_width)
+    tasks = {title: task for title, task, metric in COLUMNS if metric == "AP"}
+    for row in table:
+        key = width_key(row["width"])
+        for metric, task in tasks.items():
+            if metric not in row:
+                continue
+            per_seed = {}
+            for seed, snet in snets.items():
+                inet = inets.get(row["width"], {}).get(seed)
+                if inet is not None:
+                    per_seed[seed] = paired_bootstrap(
+                        run_matches(snet.path, snet.cfg, key, task),
+                        run_matches(inet.path, inet.cfg, key, task), samples, seed)
+            if per_seed:
+                row[metric]["bootstrap"] = {
+                    "std": statistics.fmean(b["std"] for b in per_seed.values()),
+                    "per_seed": per_seed}

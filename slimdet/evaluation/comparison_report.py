@@ -6,7 +6,7 @@ import json
 import os
 from typing import Sequence
 
-from .comparison import METRICS, compare_runs, load_run, universal_curve
+from .comparison import METRICS, add_bootstrap, compare_runs, load_run, universal_curve
 from .plot import plot_comparison
 
 __all__ = ["comparison_markdown", "write_comparison"]
@@ -18,15 +18,21 @@ def _cell(stats: dict) -> str:
     return f"{stats['mean']:.1f}" + (f" ± {stats['std']:.1f}" if stats["n"] > 1 else "")
 
 
-def _paired_cell(paired: dict | None) -> str:
+def _paired_cell(stats: dict) -> str:
     """``+1.2 [-0.3, +2.7]`` (mean and 95% interval of S - I over seeds); ``~`` marks an
-    interval that spans zero (inside the noise)."""
+    interval that spans zero (inside the noise); ``images ± 0.6``: the bootstrap standard
+    deviation over validation images, where measured."""
+    paired = stats["paired"]
     if paired is None:
         return "unpaired"
     if paired["ci95"] is None:
-        return f"{paired['mean']:+.1f} (1 seed)"
-    lo, hi = paired["ci95"]
-    return f"{paired['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}]" + (" ~" if paired["noise"] else "")
+        cell = f"{paired['mean']:+.1f} (1 seed)"
+    else:
+        lo, hi = paired["ci95"]
+        cell = f"{paired['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}]" + (" ~" if paired["noise"] else "")
+    if "bootstrap" in stats:
+        cell += f", images ± {stats['bootstrap']['std']:.1f}"
+    return cell
 
 
 def comparison_markdown(table: list[dict]) -> str:
@@ -41,7 +47,7 @@ def comparison_markdown(table: list[dict]) -> str:
              "|---" * (2 + len(metrics) * (2 + universal)) + "|"]
     for row in table:
         cells = [f"{_cell(row[m]['I-Net'])} → {_cell(row[m]['S-Net'])} ({row[m]['diff']:+.1f})"
-                 f" | {_paired_cell(row[m]['paired'])}"
+                 f" | {_paired_cell(row[m])}"
                  + (f" | {_cell(row[m]['US-Net'])}" if universal else "") for m in metrics]
         lines.append(f"| {row['width']:g} | {row['GFLOPs']:.3g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -58,6 +64,7 @@ def _flat_rows(table: list[dict]) -> list[dict]:
             flat[f"{metric} diff"] = row[metric]["diff"]
             paired = row[metric]["paired"] or {}
             ci = paired.get("ci95") or [None, None]
+            flat[f"{metric} bootstrap std"] = row[metric].get("bootstrap", {}).get("std")
             flat.update({f"{metric} paired mean": paired.get("mean"),
                          f"{metric} paired std": paired.get("std"),
                          f"{metric} paired ci95 low": ci[0], f"{metric} paired ci95 high": ci[1]})
@@ -66,13 +73,16 @@ def _flat_rows(table: list[dict]) -> list[dict]:
 
 
 def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
-                     universal: Sequence[str], output: str) -> list[dict]:
-    """Compare the run folders (``compare_runs``) and write ``output/comparison.md`` (the
-    table), ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP
-    against GFLOPs); returns the table."""
+                     universal: Sequence[str], output: str, bootstrap: int = 0) -> list[dict]:
+    """Compare the run folders (``compare_runs``; with ``bootstrap`` resamplings of the
+    validation images also ``add_bootstrap``) and write ``output/comparison.md`` (the table),
+    ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP against
+    GFLOPs); returns the table."""
     universal_runs = [load_run(d) for d in universal]
-    table = compare_runs([load_run(d) for d in slimmable], [load_run(d) for d in individual],
-                         universal_runs)
+    snets, inets = [load_run(d) for d in slimmable], [load_run(d) for d in individual]
+    table = compare_runs(snets, inets, universal_runs)
+    if bootstrap:
+        add_bootstrap(table, snets, inets, bootstrap)
     curve = universal_curve(universal_runs) if universal_runs else []
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, "comparison")

@@ -11,11 +11,12 @@ from .plan import Recipe, StudyRun, run_name
 __all__ = ["write_reports"]
 
 
-def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe],
-                  output: str) -> list[str]:
+def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe], output: str,
+                  bootstrap: int = 0) -> list[str]:
     """For every recipe and slimmable family of ``runs`` (trained under ``output``), write
     ``output/report[_recipe][_distill]/comparison.*`` against the I-Nets of that recipe, with
-    the US-Nets of the recipe as a curve; returns the report folders."""
+    the US-Nets of the recipe as a curve and ``bootstrap`` paired resamplings of the validation
+    images per seed; returns the report folders."""
     folders = []
     for recipe in recipe_list:
         mine = [run for run in runs if run.recipe == recipe.name]
@@ -29,6 +30,6 @@ def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe],
             universal = [os.path.join(output, run.name) for run in mine
                          if run.family == "u" + family]
             folder = os.path.join(output, f"report{recipe.suffix()}{suffix}")
-            write_comparison(slimmable, individual, universal, folder)
+            write_comparison(slimmable, individual, universal, folder, bootstrap)
             folders.append(folder)
     return folders
