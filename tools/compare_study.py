@@ -4,7 +4,7 @@ individually at each width (I-Nets), same config, schedule and recipe, for every
 the report.
 
     tools/compare_study.py [--task mask|keypoint|faster] [--seeds 0 1 2] \\
-        [--recipes sum mean clip] [--clip-value 2] [--universal] [--distill] [--jobs 2] \\
+        [--recipes sum mean clip] [--clip-value 3] [--universal] [--distill] [--jobs 2] \\
         [--output output/compare] [KEY VALUE ...]
 
 --task picks the benchmark (configs/Synthetic/clutter_{task}_rcnn_R18_FPN.yaml; --config-file

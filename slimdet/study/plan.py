@@ -25,10 +25,11 @@ CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 # them by the speed observed in the study.
 _FIXED_COST, _WIDTH_COST = 0.15, 0.54
 # Threshold of the "clip" recipe, the joint L2 norm of all gradients, from the gradient probe
-# of the clutter Mask R-CNN (docs/recipe.md): the summed 4-width gradient measures 11 at
-# iteration 20, 4 at 80 and 3-4 late in training, width 1.0 alone 6, 1.9 and 1.2-1.5. At 2 the
-# S-Net's step stays near one width's for most of training; the I-Nets clip early only.
-DEFAULT_CLIP_VALUE = 2.0
+# of the clutter Mask R-CNN (docs/recipe.md): the summed 4-width gradient of the S-Net measures
+# 4-6 from iteration 100 on (the widths' gradients are nearly orthogonal: cosines with width
+# 1.0's 0.01-0.36), the I-Net of width 1.0 alone 1.8-2.8. At 3 the S-Net's step is capped near
+# one width's for most of training while the I-Nets clip at their largest steps only.
+DEFAULT_CLIP_VALUE = 3.0
 
 
 @dataclass(frozen=True)
