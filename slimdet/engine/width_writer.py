@@ -11,11 +11,15 @@ import logging
 
 from detectron2.utils.events import EventWriter, get_event_storage
 
+from ..evaluation.width_evaluation import COLUMNS
 from ..layers import parse_width_key
 
 __all__ = ["WidthMetricsPrinter"]
 
 logger = logging.getLogger(__name__)
+
+# Evaluation results (``w0.25/bbox/AP``, ...) are left to Detectron2's evaluation log.
+_EVALUATION_TASKS = {task for _, task, _ in COLUMNS}
 
 
 def _is_width_label(label: str) -> bool:
@@ -30,7 +34,8 @@ def _is_width_label(label: str) -> bool:
 
 class WidthMetricsPrinter(EventWriter):
     """On every ``write``, one line per width: the median over the last ``window`` values of
-    each non-loss scalar logged under that width in the last ``window`` iterations."""
+    each scalar logged under that width in the last ``window`` iterations, losses and
+    evaluation results aside."""
 
     def __init__(self, window: int = 20):
         self.window = window
@@ -41,7 +46,8 @@ class WidthMetricsPrinter(EventWriter):
         lines: dict[str, list[str]] = {}
         for key, (_, iteration) in sorted(storage.latest().items()):
             label, sep, name = key.partition("/")
-            if sep and "loss" not in name and iteration > recent and _is_width_label(label):
+            training = "loss" not in name and name.split("/")[0] not in _EVALUATION_TASKS
+            if sep and training and iteration > recent and _is_width_label(label):
                 value = storage.history(key).median(self.window)
                 lines.setdefault(label, []).append(f"{name}: {value:.4g}")
         for label in sorted(lines, key=lambda k: (k == "sampled", k)):
