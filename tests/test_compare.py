@@ -98,7 +98,7 @@ def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monk
     clutter.generate(str(tmp_path / "clutter"), num_train=4, num_val=2, seed=0)
     args = ["--seeds", "0", "--recipes", "sum", "mean", "--jobs", "2", "--bootstrap", "20",
             "--output",
-            str(tmp_path / "study"), "--data", str(tmp_path / "clutter"), "--progress-every", "1",
+            str(tmp_path / "study"), "--progress-every", "1",
             "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]", "SOLVER.MAX_ITER", "2",
             "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"]
     study = tool("compare_study").main(args)

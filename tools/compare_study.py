@@ -50,8 +50,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="paired resamplings of the validation images per seed in the "
                         "reports (0: none)")
     parser.add_argument("--output", default="output/compare", metavar="DIR")
-    parser.add_argument("--data", metavar="DIR",
-                        help="dataset root, generated there if missing (default: the task's)")
     parser.add_argument("--progress-every", type=float, default=30, metavar="SECONDS")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     return parser.parse_args(argv)
@@ -61,7 +59,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     task = TASKS[args.task]
     config_file = args.config_file or task.config_file
-    data = args.data or default_root(task.dataset)
+    data = default_root(task.dataset)  # where the training processes read it
     if not os.path.isfile(annotation_path(data, "instances", "val")):
         subprocess.run([sys.executable, "-m", task.generator, "--out", data], check=True)
     chosen = [recipes(args.clip_value)[name] for name in args.recipes]

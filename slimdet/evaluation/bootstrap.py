@@ -128,17 +128,21 @@ def _ground_truth(json_file: str) -> COCO:
 def run_matches(run_dir: str, cfg, width_key: str, iou_type: str) -> ImageMatches:
     """``image_matches`` of the predictions a finished run wrote at a width
     (``run_dir/inference/<width_key>/<dataset>/coco_instances_results.json``, Detectron2's
-    ``COCOEvaluator`` output) against its first test dataset's ground truth."""
-    from detectron2.data import MetadataCatalog
-
+    ``COCOEvaluator`` output) against the ground truth its first test dataset was evaluated
+    on (``ground_truth`` in ``per_width_results.json``)."""
     dataset = cfg.DATASETS.TEST[0]
     path = os.path.join(run_dir, "inference", width_key, dataset, "coco_instances_results.json")
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir} has no predictions at {width_key} ({path}) to bootstrap")
+    with open(os.path.join(run_dir, "per_width_results.json")) as f:
+        json_file = json.load(f).get("ground_truth", {}).get(dataset)
+    if not json_file or not os.path.isfile(json_file):
+        raise ValueError(f"{run_dir}/per_width_results.json names no annotation file of "
+                         f"{dataset} that exists ({json_file}); evaluate the run again with "
+                         "tools/train_net.py --eval-only to record it")
     with open(path) as f:
         results = json.load(f)
     sigmas = None
     if iou_type == "keypoints" and cfg.TEST.KEYPOINT_OKS_SIGMAS:
         sigmas = list(cfg.TEST.KEYPOINT_OKS_SIGMAS)
-    return image_matches(_ground_truth(MetadataCatalog.get(dataset).json_file), results,
-                         iou_type, sigmas)
+    return image_matches(_ground_truth(json_file), results, iou_type, sigmas)

@@ -10,6 +10,7 @@ from typing import Callable
 
 import torch
 from detectron2.config import CfgNode
+from detectron2.data import MetadataCatalog
 from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils import comm
 from detectron2.utils.analysis import FlopCountAnalysis
@@ -46,6 +47,16 @@ def _task_results(results: dict) -> dict:
     return next(iter(results.values()), {})
 
 
+def _ground_truth_files(datasets) -> dict[str, str]:
+    """Absolute annotation file of each test dataset that has one (COCO-format datasets)."""
+    files = {}
+    for name in datasets:
+        json_file = MetadataCatalog.get(name).get("json_file")
+        if json_file:
+            files[name] = os.path.abspath(json_file)
+    return files
+
+
 def summarize(results: OrderedDict[str, dict], gflops: dict[str, float]) -> list[dict]:
     """One row per width: AP metrics and GFLOPs."""
     rows = []
@@ -66,7 +77,9 @@ def evaluate_widths(cfg: CfgNode, model: nn.Module,
 
     Returns results keyed ``w0.25``, ... (flattened by Detectron2's EvalHook into
     ``w0.25/bbox/AP`` scalars). On the main process, logs a table of AP and GFLOPs per width
-    and writes it to ``OUTPUT_DIR/per_width_results.{json,csv}``.
+    and writes it to ``OUTPUT_DIR/per_width_results.{json,csv}``, with the annotation file each
+    test dataset was evaluated against (``ground_truth``), so that the run's saved predictions
+    can be matched again later by a process that registered the datasets elsewhere.
     """
     if not cfg.DATASETS.TEST:
         return OrderedDict()
@@ -91,7 +104,8 @@ def evaluate_widths(cfg: CfgNode, model: nn.Module,
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         path = os.path.join(cfg.OUTPUT_DIR, "per_width_results")
         with open(path + ".json", "w") as f:
-            json.dump({"rows": rows, "results": results}, f, indent=2)
+            json.dump({"rows": rows, "results": results,
+                       "ground_truth": _ground_truth_files(cfg.DATASETS.TEST)}, f, indent=2)
         with open(path + ".csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
