@@ -5,7 +5,7 @@ setup(
     name="slimdet",
     version="0.1.0",
     description="Slimmable neural networks for detection, segmentation and keypoints on Detectron2",
-    packages=find_packages(exclude=("tests", "tools", "configs")),
+    packages=find_packages(exclude=("tests", "tools", "configs")),  # slimdet, slimdet_lite
     python_requires=">=3.10",
     install_requires=[
         # detectron2 itself is installed by tools/setup_env.sh (see README), not from here.
@@ -29,7 +29,10 @@ setup(
         "tensorboard",
         "matplotlib",
         "pillow",
-        "pytest",
-        "ruff",
     ],
+    extras_require={
+        "dev": ["pytest", "ruff"],  # make test, make lint
+        # all-widths ONNX export and ONNX Runtime; onnx>=1.18 needs ml_dtypes>=0.5, i.e. numpy 2
+        "onnx": ["onnx>=1.16,<1.18", "onnxruntime>=1.20"],
+    },
 )

@@ -38,9 +38,9 @@ if ! "$py" -c 'import torch, torchvision' 2>/dev/null; then
   pip install -q "${TORCH_PINS[@]}" >&2
 fi
 
-# slimdet and its pure-Python dependencies (pins from DEVELOPERS.md live in setup.py).
-echo "[setup] installing slimdet (editable) and dependencies" >&2
-pip install -q -e . >&2
+# slimdet and its pure-Python dependencies (the pins live in setup.py).
+echo "[setup] installing slimdet (editable) with its test and ONNX extras" >&2
+pip install -q -e ".[dev,onnx]" >&2
 
 if "$py" -c 'import detectron2' 2>/dev/null; then
   echo "[setup] keeping existing detectron2: $("$py" -c 'import detectron2; print(detectron2.__file__)')" >&2
