@@ -12,7 +12,7 @@ import torch
 from detectron2.export import TracingAdapter
 from torch import nn
 
-from .compare import max_output_difference
+from .verify import max_output_difference
 
 __all__ = ["export_torchscript"]
 

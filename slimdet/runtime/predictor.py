@@ -10,6 +10,7 @@ import torch
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultPredictor
+from detectron2.structures import Instances
 
 from ..benchmark import time_interleaved
 from ..checkpoint import SlimmableCheckpointer
@@ -98,6 +99,12 @@ class SlimmablePredictor(DefaultPredictor):
     def _run_at(self, width: float, original_image: np.ndarray) -> dict[str, Any]:
         set_width(self.model, width)
         return self._run(original_image)
+
+    def predict_at(self, width: float, original_image: np.ndarray) -> Instances:
+        """The detections at ``width`` (the predictor's width is kept), e.g. to check an
+        export of that width."""
+        with width_scope(self.model, width):
+            return self._run(original_image)["instances"]
 
     def _measure_widths(self, original_image: np.ndarray) -> dict[float, float]:
         """Reference latency of every width on one image (after one untimed call per width,
