@@ -60,8 +60,6 @@ def _image(height: int, width: int, seed: int = 1) -> np.ndarray:
     (SYNTHETIC / "slim_keypoint_rcnn_R18_FPN.yaml", "torchscript", SMALL),
     (SYNTHETIC / "clutter_faster_rcnn_R18_FPN.yaml", "torchscript", SMALL),
     (COCO / "slim_mask_rcnn_R50_FPN.yaml", "onnx", COCO_SMALL),
-    (COCO / "slim_keypoint_rcnn_R50_FPN.yaml", "torchscript", COCO_SMALL),
-    (COCO / "slim_faster_rcnn_R50_FPN.yaml", "onnx", COCO_SMALL),
 ])
 def test_one_file_holds_every_width_and_matches_the_predictor(tmp_path, config, fmt, opts):
     config = str(config)
