@@ -137,3 +137,47 @@ def test_model_width_api_on_built_model_and_config_errors():
     bad = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.SLIMMABLE.TRAIN_WIDTHS", [0.3])
     with pytest.raises(ValueError, match=r"TRAIN_WIDTHS has widths \[0\.3\] not in"):
         build_model(bad)
+
+
+def _gn_resnet_cfg(*opts):
+    from detectron2.config import get_cfg
+
+    cfg = get_cfg()
+    cfg.merge_from_list(["MODEL.RESNETS.NORM", "GN", "MODEL.RESNETS.OUT_FEATURES", ["res3"],
+                         "MODEL.BACKBONE.FREEZE_AT", 2, *opts])
+    return cfg
+
+
+def test_gn_rule_builds_narrow_group_norms_and_keeps_stock_weights():
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.backbone import build_resnet_backbone
+
+    from slimdet.modeling.conversion import build_with_gn_rule
+
+    def build(c):
+        return build_resnet_backbone(c, ShapeSpec(channels=3))
+
+    narrow = build_with_gn_rule(build, _gn_resnet_cfg(  # ResNet-50 at width 0.25
+        "MODEL.RESNETS.STEM_OUT_CHANNELS", 16, "MODEL.RESNETS.RES2_OUT_CHANNELS", 64,
+        "MODEL.RESNETS.WIDTH_PER_GROUP", 16))
+    groups = {(m.num_groups, m.num_channels) for m in narrow.modules()
+              if isinstance(m, nn.GroupNorm)}
+    assert groups == {(16, 16), (32, 32), (32, 64), (32, 128)}
+    assert not any(type(m).__name__ == "LayerNorm" for m in narrow.modules())
+    assert not narrow.stem.conv1.norm.weight.requires_grad  # frozen stem, as stock GN's
+    torch.manual_seed(0)
+    ours = build_with_gn_rule(build, _gn_resnet_cfg())
+    torch.manual_seed(0)
+    stock = build(_gn_resnet_cfg())
+    assert [type(m) for m in ours.modules()] == [type(m) for m in stock.modules()]
+    for (name, a), (_, b) in zip(ours.state_dict().items(), stock.state_dict().items()):
+        assert torch.equal(a, b), name
+    assert ([p.requires_grad for p in ours.parameters()]
+            == [p.requires_grad for p in stock.parameters()])
+
+
+def test_gn_rule_refuses_layer_norm_configs():
+    from slimdet.modeling.conversion import build_with_gn_rule
+
+    with pytest.raises(ValueError, match="no switchable version of LN"):
+        build_with_gn_rule(lambda c: None, _gn_resnet_cfg("MODEL.FPN.NORM", "LN"))

@@ -4,15 +4,18 @@ Detectron2 computes AP with its C++ ``COCOeval_opt`` when its compiled extension
 otherwise with pycocotools' pure-Python ``COCOeval``, which takes minutes per task on COCO val,
 once per width here. Without the extension this evaluator uses faster-coco-eval's
 ``COCOeval_faster`` (a maintained C++ implementation with pycocotools' interface and results),
-which Detectron2 picks up through the module-level name ``COCOeval_opt`` that it calls.
+handed to Detectron2's ``_evaluate_predictions_on_coco`` through its ``cocoeval_fn`` argument.
 """
 from __future__ import annotations
 
+import json
 import logging
-from unittest import mock
+import os
 
-from detectron2.evaluation import COCOEvaluator
-from detectron2.evaluation import coco_evaluation
+from detectron2.evaluation import COCOEvaluator, coco_evaluation
+# Private, but the one function of Detectron2 that takes the COCOeval class as an argument.
+from detectron2.evaluation.coco_evaluation import _evaluate_predictions_on_coco
+from detectron2.utils.file_io import PathManager
 
 __all__ = ["FastCOCOEvaluator", "compiled_cocoeval"]
 
@@ -49,5 +52,30 @@ class FastCOCOEvaluator(COCOEvaluator):
     def _eval_predictions(self, predictions, img_ids=None):
         if self._cocoeval is None:
             return super()._eval_predictions(predictions, img_ids)
-        with mock.patch.object(coco_evaluation, "COCOeval_opt", self._cocoeval):
-            return super()._eval_predictions(predictions, img_ids)
+        results = [r for p in predictions for r in p["instances"]]
+        self._to_dataset_ids(results)
+        if self._output_dir:
+            path = os.path.join(self._output_dir, "coco_instances_results.json")
+            with PathManager.open(path, "w") as f:
+                json.dump(results, f)
+        if not self._do_evaluation:
+            return
+        for task in sorted(self._tasks or self._tasks_from_predictions(results)):
+            coco_eval = _evaluate_predictions_on_coco(
+                self._coco_api, results, task, kpt_oks_sigmas=self._kpt_oks_sigmas,
+                cocoeval_fn=self._cocoeval, img_ids=img_ids,
+                max_dets_per_image=self._max_dets_per_image) if results else None
+            self._results[task] = self._derive_coco_results(
+                coco_eval, task, class_names=self._metadata.get("thing_classes"))
+
+    def _to_dataset_ids(self, results: list[dict]) -> None:
+        """Contiguous class indices of ``results`` -> the dataset's category ids, in place."""
+        contiguous = self._metadata.get("thing_dataset_id_to_contiguous_id")
+        if not contiguous:
+            return
+        dataset_id = {c: d for d, c in contiguous.items()}
+        for result in results:
+            if result["category_id"] not in dataset_id:
+                raise ValueError(f"a prediction has class {result['category_id']}, but the "
+                                 f"dataset has classes 0..{len(dataset_id) - 1}")
+            result["category_id"] = dataset_id[result["category_id"]]

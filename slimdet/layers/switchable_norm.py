@@ -10,9 +10,7 @@ both, e.g. 16 channels -> 16 groups, 48 -> 16. The rule holds at every width, th
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
-from unittest import mock
+from typing import Optional, Sequence
 
 import torch
 from detectron2.layers import FrozenBatchNorm2d
@@ -20,7 +18,7 @@ from torch import nn
 
 from .width import SlimmableModule
 
-__all__ = ["SwitchableNorm", "norm_at_channels", "group_norm_groups", "group_norm_rule",
+__all__ = ["SwitchableNorm", "norm_at_channels", "group_norm_groups", "group_norm_in_place_of",
            "NORM_TYPES"]
 
 NORM_TYPES = (FrozenBatchNorm2d, nn.modules.batchnorm._BatchNorm, nn.GroupNorm)
@@ -32,18 +30,15 @@ def group_norm_groups(full_groups: int, channels: int) -> int:
     return math.gcd(full_groups, channels)
 
 
-@contextmanager
-def group_norm_rule() -> Iterator[None]:
-    """Inside the block, ``nn.GroupNorm(G, C)`` builds ``group_norm_groups(G, C)`` groups, so
-    Detectron2's builders (always 32 groups for ``"GN"``) make GN layers at any width instead of
-    raising for ``C`` not divisible by ``G``. Layers that stock PyTorch accepts are unchanged."""
-    init = nn.GroupNorm.__init__
-
-    def init_with_rule(self, num_groups: int, num_channels: int, *args, **kwargs):
-        init(self, group_norm_groups(num_groups, num_channels), num_channels, *args, **kwargs)
-
-    with mock.patch.object(nn.GroupNorm, "__init__", init_with_rule):
-        yield
+def group_norm_in_place_of(stand_in: nn.Module) -> nn.GroupNorm:
+    """``GroupNorm(group_norm_groups(32, C), C)`` holding ``stand_in``'s own ``weight`` and
+    ``bias`` parameters (``C`` of them): the GN layer a builder that cannot make one at ``C``
+    channels made ``stand_in`` for."""
+    channels = stand_in.weight.shape[0]
+    with torch.device("meta"):  # no memory: its parameters are replaced
+        norm = nn.GroupNorm(group_norm_groups(DETECTRON2_GN_GROUPS, channels), channels)
+    norm.weight, norm.bias = stand_in.weight, stand_in.bias
+    return norm
 
 
 def norm_at_channels(norm: nn.Module, channels: int,

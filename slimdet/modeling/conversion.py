@@ -15,20 +15,21 @@ listed width. Norms become one shared norm sliced to the width (``sliced_norm``)
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 from detectron2.config import CfgNode
 from detectron2.layers import ShapeSpec
+from detectron2.layers.batch_norm import LayerNorm
 from torch import nn
 
 from ..config import universal_range, width_quantum
 from ..layers import ChannelRule, SlimConv2d, SlimConvTranspose2d, SlimLinear, SwitchableNorm
 from ..layers.sliced_norm import sliced_norm
-from ..layers.switchable_norm import NORM_TYPES, group_norm_rule, norm_at_channels
+from ..layers.switchable_norm import NORM_TYPES, group_norm_in_place_of, norm_at_channels
 from .stock_config import stock_config
 
-__all__ = ["build_slimmable", "slimmify", "PROBE_WIDTH"]
+__all__ = ["build_slimmable", "build_with_gn_rule", "slimmify", "PROBE_WIDTH"]
 
 # Every config value V up to 4096 scales to int(V * PROBE_WIDTH) = V - 1.
 PROBE_WIDTH = 1 - 2 ** -12
@@ -37,15 +38,15 @@ PROBE_WIDTH = 1 - 2 ** -12
 def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -> nn.Module:
     """Build the slimmable version of the component that ``build_stock(stock_cfg)`` builds.
 
-    GroupNorm layers follow slimdet's rule (``group_norm_rule``) at every width, so a model whose
-    widest width has e.g. 48 GN channels (an individual model of width 0.75) builds too."""
+    GroupNorm layers follow slimdet's rule (``build_with_gn_rule``) at every width, so a model
+    whose widest width has e.g. 48 GN channels (an individual model of width 0.75) builds too."""
     widths = list(cfg.MODEL.SLIMMABLE.WIDTHS)
     width_range = universal_range(cfg)
-    with group_norm_rule():
-        module = build_stock(stock_config(cfg, max(widths)))
-        with torch.device("meta"):
-            references = [build_stock(stock_config(cfg, w)) for w in widths]
-            probe = build_stock(stock_config(cfg, PROBE_WIDTH)) if width_range else None
+    module = build_with_gn_rule(build_stock, stock_config(cfg, max(widths)))
+    with torch.device("meta"):
+        references = [build_with_gn_rule(build_stock, stock_config(cfg, w)) for w in widths]
+        probe = (build_with_gn_rule(build_stock, stock_config(cfg, PROBE_WIDTH))
+                 if width_range else None)
     if width_range and not width_quantum(cfg) and any(
             isinstance(m, nn.GroupNorm) for m in module.modules()):
         raise ValueError(f"{type(module).__name__} has GroupNorm layers, but none of the "
@@ -53,6 +54,43 @@ def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -
                          "SEM_SEG_HEAD, RETINANET) is GN, so this universal model cannot round "
                          "its widths to the multiples of 1/32 its GroupNorm needs")
     return slimmify(module, references, widths, probe, width_range)
+
+
+# Detectron2's norm that stands in for GN while building: slimdet has no switchable LayerNorm,
+# and freezing (FrozenBatchNorm2d.convert_frozen_batchnorm) leaves it alone, as it does GN.
+_GN_STAND_IN = "LN"
+
+
+def _norm_nodes(node: CfgNode) -> Iterator[CfgNode]:
+    """Every node under ``node`` (itself included) that has a ``NORM`` key."""
+    if "NORM" in node:
+        yield node
+    for value in node.values():
+        if isinstance(value, CfgNode):
+            yield from _norm_nodes(value)
+
+
+def build_with_gn_rule(build_stock: Callable[[CfgNode], nn.Module], cfg: CfgNode) -> nn.Module:
+    """``build_stock(cfg)`` with every ``"GN"`` layer ``GroupNorm(gcd(32, C), C)``
+    (``group_norm_groups``) instead of Detectron2's ``GroupNorm(32, C)``, which cannot be built
+    at e.g. 16 or 48 channels. The builder makes Detectron2's LayerNorm in GN's place, swapped
+    for the GroupNorm afterwards; both start at weight 1, bias 0, so the weights are those of
+    a stock build wherever stock can build."""
+    cfg = cfg.clone()
+    cfg.defrost()
+    nodes = list(_norm_nodes(cfg.MODEL))
+    if any(node.NORM == _GN_STAND_IN for node in nodes):
+        raise ValueError(f"slimdet has no switchable version of {_GN_STAND_IN} (LayerNorm); "
+                         "supported MODEL.*.NORM: FrozenBN, BN, SyncBN, GN")
+    for node in nodes:
+        if node.NORM == "GN":
+            node.NORM = _GN_STAND_IN
+    module = build_stock(cfg)
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is LayerNorm:
+                setattr(parent, name, group_norm_in_place_of(child))
+    return module
 
 
 def _channels(module: nn.Module) -> tuple[int, int]:
@@ -167,6 +205,10 @@ def input_shapes_at(cfg: CfgNode) -> dict[str, ShapeSpec]:
     """Output shapes of the (stock) backbone of ``cfg``, built on the meta device."""
     from .backbone.stock import build_stock_backbone
 
-    with torch.device("meta"), group_norm_rule():
+    cfg = cfg.clone()
+    cfg.defrost()
+    for node in _norm_nodes(cfg.MODEL):
+        node.NORM = ""  # norms do not change shapes: any norm string builds here
+    with torch.device("meta"):
         backbone = build_stock_backbone(cfg, ShapeSpec(channels=len(cfg.MODEL.PIXEL_MEAN)))
     return backbone.output_shape()
