@@ -18,7 +18,7 @@ from PIL import Image
 from torch import nn
 
 import slimdet
-from conftest import SYNTHETIC_CONFIG, tool
+from helpers import SYNTHETIC_CONFIG, tool
 from slimdet.data.datasets import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES
 from slimdet.data.synthetic import generate
 from slimdet.engine import SlimmableTrainer

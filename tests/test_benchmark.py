@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import REPO, WIDTHS, tool
+from helpers import REPO, WIDTHS, tool
 from slimdet.benchmark import load_eval_ap, time_interleaved, with_peak_memory
 
 CONFIGS = REPO / "configs" / "COCO"

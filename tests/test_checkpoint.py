@@ -7,7 +7,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
 import slimdet
-from conftest import WIDTHS, image_inputs, randomize_norms, slim_cfg
+from helpers import WIDTHS, image_inputs, randomize_norms, slim_cfg
 from slimdet.checkpoint import SlimmableCheckpointer
 
 

@@ -12,7 +12,7 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from pycocotools import mask as mask_util
 
-from conftest import tool
+from helpers import tool
 from slimdet.data import clutter, synthetic
 from slimdet.data.datasets import CLUTTER_CLASSES, annotation_path, image_dir, register_synthetic
 

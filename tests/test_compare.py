@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import WIDTHS, synthetic_cfg, tool
+from helpers import WIDTHS, synthetic_cfg, tool
 from slimdet.data import clutter
 from slimdet.study import TASKS, plan_study, recipes
 

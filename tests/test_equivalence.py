@@ -8,7 +8,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_backbone, build_model
 
 import slimdet
-from conftest import (REPO, WIDTHS, build_with_gn_rule, image_inputs, load_leading_slices,
+from helpers import (REPO, WIDTHS, build_with_gn_rule, image_inputs, load_leading_slices,
                       randomize_norms, slim_cfg, stock_model_at, universal_gn_groups)
 from slimdet.layers import SlimConv2d, SlimmableModule
 from slimdet.modeling.backbone import build_stock_backbone

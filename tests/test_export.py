@@ -11,7 +11,7 @@ import torch
 from detectron2.modeling import GeneralizedRCNN, build_model
 
 import slimdet
-from conftest import REPO, image_inputs, randomize_norms, slim_cfg, tool
+from helpers import REPO, image_inputs, randomize_norms, slim_cfg, tool
 from slimdet.benchmark import random_images
 from slimdet.export import max_output_difference
 from slimdet.utils import load_slimmable_model

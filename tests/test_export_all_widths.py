@@ -14,7 +14,7 @@ import torch
 from pycocotools import mask as coco_mask
 
 import slimdet
-from conftest import REPO, randomize_norms, tool
+from helpers import REPO, randomize_norms, tool
 from slimdet.export import check_exported, export_all_widths, match_failures
 from slimdet.runtime import SlimmablePredictor
 from slimdet.utils import load_slimmable_config
@@ -170,3 +170,17 @@ def test_onnx_export_of_keypoints_is_a_clear_error(tmp_path):
     cfg = load_slimmable_config(str(SYNTHETIC / "slim_keypoint_rcnn_R18_FPN.yaml"), SMALL)
     with pytest.raises(ValueError, match="keypoint models export to TorchScript only"):
         export_all_widths(cfg, None, [1.0], "onnx", str(tmp_path), (64, 64))
+
+
+def test_runner_resize_is_detectron2s():
+    from detectron2.data.transforms import ResizeShortestEdge
+
+    from slimdet_lite.exported import resized_size
+
+    sizes = [(480, 640), (640, 480), (333, 1000), (1000, 333), (1, 7), (799, 800), (64, 64),
+             (427, 640), (183, 275), (500, 1333)]
+    for h, w in sizes:
+        for short, longest in [(800, 1333), (128, 128), (96, 128), (640, 1000), (0, 1333)]:
+            expected = ((h, w) if short == 0 else
+                        ResizeShortestEdge.get_output_shape(h, w, short, longest))
+            assert resized_size(h, w, short, longest) == tuple(expected), (h, w, short, longest)

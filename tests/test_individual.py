@@ -11,7 +11,7 @@ from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 
 import slimdet
-from conftest import (GN_R50, REPO, build_with_gn_rule, image_inputs, load_leading_slices,
+from helpers import (GN_R50, REPO, build_with_gn_rule, image_inputs, load_leading_slices,
                       randomize_norms, slim_cfg, tiny_train_cfg, tool)
 from slimdet.config import train_widths
 from slimdet.evaluation import load_run

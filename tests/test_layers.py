@@ -125,7 +125,7 @@ def test_wrong_input_width_names_the_problem():
 def test_model_width_api_on_built_model_and_config_errors():
     from detectron2.modeling import build_model
 
-    from conftest import slim_cfg
+    from helpers import slim_cfg
 
     cfg = slim_cfg("slim_faster_rcnn_R50_FPN.yaml", "MODEL.RESNETS.DEPTH", 18,
                    "MODEL.RESNETS.RES2_OUT_CHANNELS", 64)

@@ -12,7 +12,7 @@ from detectron2.structures import BitMasks, Boxes, ImageList, Instances
 from detectron2.utils.events import EventStorage
 
 import slimdet
-from conftest import WIDTHS, image_inputs, randomize_norms, stock_model_at
+from helpers import WIDTHS, image_inputs, randomize_norms, stock_model_at
 from slimdet.export import max_output_difference
 
 SMALL = ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "", "INPUT.MIN_SIZE_TEST", 64,

@@ -22,7 +22,7 @@ from detectron2.modeling import build_model
 from torch import nn
 
 import slimdet
-from conftest import REPO, WIDTHS, slim_cfg
+from helpers import REPO, WIDTHS, slim_cfg
 from slimdet.checkpoint import (SlimmableCheckpointer, convert_pretrained, convert_pretrained_file,
                                 load_state_dict_file, stock_state_dict)
 

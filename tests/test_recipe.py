@@ -11,7 +11,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 
-from conftest import DETERMINISTIC, WIDTHS, tiny_train_cfg
+from helpers import DETERMINISTIC, WIDTHS, tiny_train_cfg
 from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
 from slimdet.engine.gradient_probe import GradientProbe
 from slimdet.layers import width_key

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import REPO, SYNTHETIC_CONFIG
+from helpers import REPO, SYNTHETIC_CONFIG
 from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.data.resumable import ResumableBatchSampler, SeededMapDataset
 from slimdet.data.synthetic import generate

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import slimdet
-from conftest import SYNTHETIC_CONFIG, WIDTHS, randomize_norms, synthetic_cfg, tool
+from helpers import SYNTHETIC_CONFIG, WIDTHS, randomize_norms, synthetic_cfg, tool
 from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.export import max_output_difference
 from slimdet.layers import SlimLinear, get_width

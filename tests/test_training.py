@@ -16,7 +16,7 @@ from detectron2.utils.events import EventStorage
 from torch import nn
 
 import slimdet
-from conftest import DETERMINISTIC, WIDTHS, tiny_train_cfg
+from helpers import DETERMINISTIC, WIDTHS, tiny_train_cfg
 from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.engine import (SandwichWidths, SlimmableSimpleTrainer, SlimmableTrainer,
                             forward_backward_widths)

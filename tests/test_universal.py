@@ -13,7 +13,7 @@ from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 import slimdet
-from conftest import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
+from helpers import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       load_leading_slices, randomize_norms, slim_cfg, synthetic_cfg,
                       tiny_train_cfg, universal_gn_groups)
 from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms

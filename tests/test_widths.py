@@ -6,7 +6,7 @@ import pytest
 from detectron2.modeling import build_model
 
 import slimdet
-from conftest import synthetic_cfg
+from helpers import synthetic_cfg
 from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.config import eval_widths, train_widths
 from slimdet.layers import parse_width_key, width_index, width_key
