@@ -27,7 +27,8 @@ import torch
 from detectron2.utils.logger import setup_logger
 
 import slimdet
-from slimdet.benchmark import random_images
+from slimdet import width_key
+from slimdet.benchmark import export_latency, random_images
 from slimdet.export import (FORMATS, check_exported, export_all_widths, export_torchscript,
                             match_failures, max_output_difference, save_export, state_dict_bytes)
 from slimdet.runtime import SlimmablePredictor
@@ -53,6 +54,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--input-size", type=int, nargs=2, default=(512, 683), metavar=("H", "W"),
                         help="size of the random image used for tracing and the checks")
     parser.add_argument("--image", help="with --all-widths: check the file on this image")
+    parser.add_argument("--latency", type=int, default=0, metavar="REPEATS",
+                        help="with --all-widths: also time each width REPEATS times: eager, "
+                             "this file, and a file of that width alone (single_width/)")
+    parser.add_argument("--threads", type=int, help="with --latency: threads of the runtime")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config options KEY VALUE ...")
     return parser.parse_args(argv)
 
@@ -94,8 +99,13 @@ def export_every_width(args: argparse.Namespace) -> dict[str, object]:
     report: dict[str, object] = {"file": path, "widths": widths, "bytes": size,
                                  "size_vs_state_dict": size / state_dict_bytes(predictor.model)}
     for w, check in checks.items():
-        report[slimdet.width_key(w)] = check
+        report[width_key(w)] = check
     report["failures"] = {w: match_failures(c) for w, c in checks.items() if match_failures(c)}
+    if args.latency:
+        latency = export_latency(cfg, predictor.model, predictor.predict_at, path, image,
+                                 args.latency, args.threads)
+        report["latency_ms"] = {width_key(w): {run: round(t.median, 2) for run, t in runs.items()}
+                                for w, runs in latency.items()}
     return report
 
 

@@ -1,4 +1,5 @@
 """Per-width cost measurement: FLOPs, latency, peak memory, training iteration; reports."""
+from .export_latency import EXPORT_RUNS, export_latency
 from .flops import gflops_by_part
 from .inputs import random_images, random_training_batch
 from .memory import with_peak_memory
