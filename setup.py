@@ -6,6 +6,9 @@ setup(
     version="0.1.0",
     description="Slimmable neural networks for detection, segmentation and keypoints on Detectron2",
     packages=find_packages(exclude=("tests", "tools", "configs")),  # slimdet, slimdet_lite
+    # configs/ ships as slimdet/model_zoo/configs (a link in the source tree): model_zoo
+    package_data={"slimdet.model_zoo": ["configs/*.yaml", "configs/*/*.yaml",
+                                        "configs/*/*/*.yaml"]},
     python_requires=">=3.10",
     install_requires=[
         # detectron2 itself is installed by tools/setup_env.sh (see README), not from here.

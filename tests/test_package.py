@@ -1,0 +1,34 @@
+"""An installed slimdet carries its configs: ``slimdet.model_zoo`` works from any directory."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+from slimdet import model_zoo
+
+
+def test_model_zoo_serves_the_repo_configs_and_names_unknown_ones():
+    assert "COCO/slim_mask_rcnn_R50_FPN.yaml" in model_zoo.list_configs()
+    cfg = model_zoo.get_config("COCO/slim_keypoint_rcnn_R50_FPN.yaml", ["MODEL.DEVICE", "cpu"])
+    assert cfg.MODEL.KEYPOINT_ON and list(cfg.MODEL.SLIMMABLE.WIDTHS) == [0.25, 0.5, 0.75, 1.0]
+    with pytest.raises(FileNotFoundError, match="no config 'COCO/nope.yaml'.*slim_mask_rcnn"):
+        model_zoo.get_config_file("COCO/nope.yaml")
+
+
+@pytest.mark.slow
+def test_pip_installed_package_has_its_configs(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(target), str(REPO)], check=True)
+    code = ("import slimdet, slimdet.model_zoo as z; "
+            f"assert slimdet.__file__.startswith({str(target)!r}), slimdet.__file__; "
+            "c = z.get_config('COCO/slim_mask_rcnn_R50_FPN.yaml'); "
+            "print(len(z.list_configs()), c.MODEL.MASK_ON)")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=tmp_path,
+                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == [str(len(model_zoo.list_configs())), "True"]
