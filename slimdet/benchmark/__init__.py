@@ -1,6 +1,6 @@
 """Per-width cost measurement: FLOPs, latency, peak memory, training iteration; reports."""
 from .export_latency import EXPORT_RUNS, export_latency
-from .flops import gflops_by_part
+from ..modeling.flops import gflops_by_part
 from .inputs import random_images, random_training_batch
 from .memory import with_peak_memory
 from .report import format_tables, load_eval_ap, plot_widths

@@ -32,7 +32,7 @@ from torch import nn
 from ..engine import forward_backward_widths
 from ..export import export_at_width
 from ..layers import get_widths, width_scope
-from .flops import gflops_by_part
+from ..modeling.flops import gflops_by_part
 from .inputs import positive_quota, random_images, random_training_batch
 from .memory import with_peak_memory
 from .timing import time_interleaved

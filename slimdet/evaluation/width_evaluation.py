@@ -8,20 +8,18 @@ import os
 from collections import OrderedDict
 from typing import Callable
 
-import torch
 from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
-from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils import comm
-from detectron2.utils.analysis import FlopCountAnalysis
 from tabulate import tabulate
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..config import eval_widths
 from ..layers import parse_width_key, width_key, width_scope
+from ..modeling.flops import model_gflops
 
-__all__ = ["evaluate_widths", "summarize", "model_gflops"]
+__all__ = ["evaluate_widths", "summarize"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +27,6 @@ logger = logging.getLogger(__name__)
 COLUMNS = [("box AP", "bbox", "AP"), ("AP50", "bbox", "AP50"), ("AP75", "bbox", "AP75"),
            ("mask AP", "segm", "AP"), ("keypoint AP", "keypoints", "AP"),
            ("mIoU", "sem_seg", "mIoU"), ("PQ", "panoptic_seg", "PQ")]
-
-
-def model_gflops(model: nn.Module, inputs: list[dict]) -> float:
-    """Inference GFLOPs (fvcore; one multiply-add counts as one flop) on ``inputs``."""
-    with inference_context(model), torch.no_grad():
-        counter = FlopCountAnalysis(model, inputs)
-        counter.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        return counter.total() / 1e9
 
 
 def _task_results(results: dict) -> dict:

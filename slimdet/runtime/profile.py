@@ -18,7 +18,7 @@ import torch
 from detectron2.config import CfgNode
 
 from ..benchmark import time_interleaved, with_peak_memory
-from ..evaluation import model_gflops
+from ..modeling.flops import model_gflops
 from ..layers import SlimmableModule, get_width, get_widths, set_width, width_scope
 
 __all__ = ["WidthProfile", "profile_key", "profile_widths", "device_name", "time_set_width"]

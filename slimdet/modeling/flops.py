@@ -1,4 +1,5 @@
-"""Inference FLOPs of a Detectron2 R-CNN, split into its parts."""
+"""Inference FLOPs of a Detectron2 model (fvcore), in total and split into an R-CNN's parts:
+the one FLOP counter of slimdet."""
 from __future__ import annotations
 
 import torch
@@ -6,7 +7,7 @@ from detectron2.evaluation.evaluator import inference_context
 from detectron2.utils.analysis import FlopCountAnalysis
 from torch import nn
 
-__all__ = ["gflops_by_part"]
+__all__ = ["gflops_by_part", "model_gflops"]
 
 # Part name -> module path inside Detectron2's GeneralizedRCNN ("fpn" is the rest of "backbone").
 _PARTS = {"backbone": "backbone.bottom_up", "rpn": "proposal_generator", "roi_heads": "roi_heads"}
@@ -25,3 +26,8 @@ def gflops_by_part(model: nn.Module, inputs: list[dict]) -> dict[str, float]:
     out["fpn"] = by_module.get("model.backbone", 0) / 1e9 - out["backbone"]
     out["total"] = counter.total() / 1e9
     return out
+
+
+def model_gflops(model: nn.Module, inputs: list[dict]) -> float:
+    """Inference GFLOPs of ``model`` on ``inputs`` (``gflops_by_part``'s ``total``)."""
+    return gflops_by_part(model, inputs)["total"]
