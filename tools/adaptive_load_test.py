@@ -14,7 +14,6 @@ latency and width per frame (DIR/load_test.png).
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import json
 import os
@@ -24,6 +23,9 @@ import time
 from typing import Optional, Sequence
 
 import cv2
+
+from slimdet.evaluation.plot import plot_load_test
+from slimdet.runtime import load_test_rows, summarize_load_test
 
 HOG = ("import torch\ntorch.set_num_threads({threads})\na = torch.randn(1024, 1024)\n"
        "while True:\n    a @ a\n")
@@ -57,63 +59,6 @@ def write_video(pattern: str, frames: int, path: str) -> None:
     writer.release()
 
 
-def _rows(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    with open(path) as f:
-        return [r for r in csv.DictReader(f) if r.get("detections")]
-
-
-def summarize(rows: list[dict], load_frame: int, budget: float) -> dict:
-    """Frames before and after the load started: share over budget, widths, reaction."""
-    def part(rs: list[dict]) -> dict:
-        widths = [float(r["width"]) for r in rs]
-        return {"frames": len(rs),
-                "over_budget_share": sum(int(r["over_budget"]) for r in rs) / max(1, len(rs)),
-                "mean_latency_ms": sum(float(r["latency_ms"]) for r in rs) / max(1, len(rs)),
-                "frames_per_width": {f"{w:g}": widths.count(w) for w in sorted(set(widths))},
-                "switches": sum(a != b for a, b in zip(widths, widths[1:]))}
-
-    before, after = rows[:load_frame], rows[load_frame:]
-    start_width = float(before[-1]["width"]) if before else None
-    reaction = next((i for i, r in enumerate(after) if float(r["width"]) < start_width), None)
-    result = {"budget_ms": budget, "load_frame": load_frame, "before": part(before),
-              "after": part(after), "reaction_frames": reaction}
-    if reaction is not None:
-        result["reaction_s"] = float(after[reaction]["time_s"]) - float(after[0]["time_s"])
-        result["after_reaction"] = part(after[reaction:])
-    return result
-
-
-def plot(rows: list[dict], load_frame: int, budget: float, path: str) -> None:
-    import matplotlib
-    import matplotlib.ticker
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frames = [int(r["frame"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    ax.plot(frames, [float(r["latency_ms"]) for r in rows], lw=0.8, label="latency (ms)")
-    ax.axhline(budget, color="red", ls="--", lw=1, label=f"budget {budget:g} ms")
-    ax.axvline(load_frame, color="gray", ls=":", label="CPU load starts")
-    ax.set_xlabel("frame")
-    ax.set_ylabel("ms (log scale)")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    twin = ax.twinx()
-    twin.step(frames, [float(r["width"]) for r in rows], where="post", color="green", lw=1.5,
-              label="width")
-    twin.set_ylabel("width")
-    twin.set_ylim(0, 1.1)
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles=handles, loc="upper left", fontsize=8)
-    ax.set_title("Adaptive width under a latency budget")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
     os.makedirs(args.output, exist_ok=True)
@@ -132,7 +77,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     hog, load_frame = None, None
     try:
         while proc.poll() is None:
-            done = len(_rows(csv_path))
+            done = len(load_test_rows(csv_path))
             if hog is None and done >= args.frames * args.load_at:
                 hog = subprocess.Popen([sys.executable, "-c",
                                         HOG.format(threads=args.load_threads)])
@@ -143,13 +88,13 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
             hog.kill()
     if proc.returncode:
         raise SystemExit(f"tools/predict.py failed with exit code {proc.returncode}")
-    rows = _rows(csv_path)
+    rows = load_test_rows(csv_path)
     if load_frame is None:
         raise SystemExit("the video ended before the load started")
-    result = summarize(rows, load_frame, args.budget)
+    result = summarize_load_test(rows, load_frame, args.budget)
     with open(os.path.join(args.output, "load_test.json"), "w") as f:
         json.dump(result, f, indent=2)
-    plot(rows, load_frame, args.budget, os.path.join(args.output, "load_test.png"))
+    plot_load_test(rows, load_frame, args.budget, os.path.join(args.output, "load_test.png"))
     print(json.dumps(result, indent=2))
     print(f"Plot: {os.path.join(args.output, 'load_test.png')}")
     return result

@@ -3,7 +3,8 @@ from .export_latency import EXPORT_RUNS, export_latency
 from ..modeling.flops import gflops_by_part
 from .inputs import random_images, random_training_batch
 from .memory import with_peak_memory
-from .report import format_tables, load_eval_ap, plot_widths
+from ..evaluation.plot import plot_widths
+from .report import format_tables, load_eval_ap
 from .timing import Timing, time_interleaved
 from .widths import FIXED_WORK_OPTS, benchmark_widths
 

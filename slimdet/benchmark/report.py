@@ -8,7 +8,7 @@ from tabulate import tabulate
 
 from ..layers import parse_width_key
 
-__all__ = ["TARGETS", "load_eval_ap", "format_tables", "plot_widths"]
+__all__ = ["TARGETS", "load_eval_ap", "format_tables"]
 
 _TASKS = ("bbox", "segm", "keypoints")
 # Cost targets of slimdet (issue 5): largest allowed ratios.
@@ -95,44 +95,3 @@ def _target_lines(result: Mapping[str, Any]) -> list[str]:
                     train["memory_ratio_vs_widest"], "")]
     return [f"{name}: {value:.3f}{note}, target <= {TARGETS[name]:.2f}: "
             f"{'met' if value <= TARGETS[name] else 'NOT met'}" for name, value, note in checks]
-
-
-def plot_widths(result: Mapping[str, Any], path: str,
-                ap: Mapping[float, Mapping[str, float]] | None = None) -> None:
-    """PNG of latency (slim, stock, exported; bars span the IQR) and GFLOPs per part against
-    width, plus AP against width when ``ap`` is given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted(result["widths"], key=float)
-    widths = [float(k) for k in keys]
-    fig, axes = plt.subplots(1, 3 if ap else 2, figsize=(15 if ap else 10, 4))
-    for model in ("slim", "stock", "exported"):
-        lat = [result["widths"][k]["latency_ms"][model] for k in keys]
-        median = [t["median"] for t in lat]
-        spread = [[m - t["q1"] for m, t in zip(median, lat)],
-                  [t["q3"] - m for m, t in zip(median, lat)]]
-        axes[0].errorbar(widths, median, yerr=spread, marker="o", capsize=3, label=model)
-    axes[0].set(xlabel="width", ylabel="inference latency (ms, median)",
-                title=f"Latency, {'x'.join(map(str, result['input_size']))} on {result['device']}")
-    bottom = [0.0] * len(keys)
-    for part in ("backbone", "fpn", "rpn", "roi_heads"):
-        values = [result["widths"][k]["gflops"][part] for k in keys]
-        axes[1].bar(widths, values, width=0.15, bottom=bottom, label=part)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    axes[1].set(xlabel="width", ylabel="GFLOPs", title="Inference GFLOPs by part")
-    if ap:
-        for task in _TASKS:
-            points = sorted((w, v[task]) for w, v in ap.items() if task in v)
-            if points:
-                axes[2].plot(*zip(*points), marker="o", label=f"{task} AP")
-        axes[2].set(xlabel="width", ylabel="AP", title="AP per width")
-    for ax in axes:
-        ax.set_xticks(widths)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
