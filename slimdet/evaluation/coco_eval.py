@@ -13,8 +13,6 @@ import logging
 import os
 
 from detectron2.evaluation import COCOEvaluator, coco_evaluation
-# Private, but the one function of Detectron2 that takes the COCOeval class as an argument.
-from detectron2.evaluation.coco_evaluation import _evaluate_predictions_on_coco
 from detectron2.utils.file_io import PathManager
 
 __all__ = ["FastCOCOEvaluator", "compiled_cocoeval"]
@@ -61,7 +59,8 @@ class FastCOCOEvaluator(COCOEvaluator):
         if not self._do_evaluation:
             return
         for task in sorted(self._tasks or self._tasks_from_predictions(results)):
-            coco_eval = _evaluate_predictions_on_coco(
+            # Private, but Detectron2's one function that takes the COCOeval class as argument.
+            coco_eval = coco_evaluation._evaluate_predictions_on_coco(
                 self._coco_api, results, task, kpt_oks_sigmas=self._kpt_oks_sigmas,
                 cocoeval_fn=self._cocoeval, img_ids=img_ids,
                 max_dets_per_image=self._max_dets_per_image) if results else None
