@@ -43,23 +43,16 @@ def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -
     widths = list(cfg.MODEL.SLIMMABLE.WIDTHS)
     width_range = universal_range(cfg)
     module = build_with_gn_rule(build_stock, stock_config(cfg, max(widths)))
-    with torch.device("meta"):
-        references = [build_with_gn_rule(build_stock, stock_config(cfg, w)) for w in widths]
-        try:
-            probe = (build_with_gn_rule(build_stock, stock_config(cfg, PROBE_WIDTH))
-                     if width_range else None)
-        except ValueError as e:
-            if "num_groups" not in str(e):
-                raise
-            raise ValueError(f"{type(module).__name__} has GroupNorm layers, but none of the "
-                             "MODEL.*.NORM slimdet reads is GN, so this universal model cannot "
-                             f"build them at every width ({e})") from e
     if width_range and not width_quantum(cfg) and any(
             isinstance(m, nn.GroupNorm) for m in module.modules()):
         raise ValueError(f"{type(module).__name__} has GroupNorm layers, but none of the "
                          "MODEL.*.NORM slimdet reads (RESNETS, FPN, ROI_BOX_HEAD, ROI_MASK_HEAD, "
                          "SEM_SEG_HEAD, RETINANET) is GN, so this universal model cannot round "
                          "its widths to the multiples of 1/32 its GroupNorm needs")
+    with torch.device("meta"):
+        references = [build_with_gn_rule(build_stock, stock_config(cfg, w)) for w in widths]
+        probe = (build_with_gn_rule(build_stock, stock_config(cfg, PROBE_WIDTH))
+                 if width_range else None)
     return slimmify(module, references, widths, probe, width_range)
 
 
