@@ -8,6 +8,7 @@ import torch
 
 from helpers import REPO, WIDTHS, tool
 from slimdet.benchmark import load_eval_ap, time_interleaved, with_peak_memory
+from slimdet.layers import parse_width_key
 
 CONFIGS = REPO / "configs" / "COCO"
 
@@ -25,7 +26,7 @@ def test_benchmark_tool_reports_every_width(tmp_path):
 
     result = json.loads((tmp_path / "benchmark.json").read_text())
     assert (tmp_path / "benchmark.png").stat().st_size > 0
-    assert sorted(map(float, result["widths"])) == WIDTHS
+    assert sorted(map(parse_width_key, result["widths"])) == WIDTHS
     for r in result["widths"].values():
         assert set(r["gflops"]) == {"backbone", "fpn", "rpn", "roi_heads", "total"}
         assert r["params_m"] > 0 and r["gflops"]["total"] > 0
@@ -35,14 +36,14 @@ def test_benchmark_tool_reports_every_width(tmp_path):
             assert work["proposals"] == 20 and work["detections"] == 5
             assert 190 <= work["box_candidates"] <= 200  # 200 unless scores tie at the threshold
         assert set(r["latency_ratio"]) == {"slim/stock", "exported/stock"}
-    narrow, full = result["widths"]["0.25"], result["widths"]["1"]
+    narrow, full = result["widths"]["w0.25"], result["widths"]["w1"]
     assert narrow["params_m"] < full["params_m"] / 8
     assert narrow["gflops"]["backbone"] < full["gflops"]["backbone"] / 8
     train = result["train"]
-    assert set(train["latency_ms"]) == {"all", "0.25", "0.5", "0.75", "1"}
+    assert set(train["latency_ms"]) == {"all", "w0.25", "w0.5", "w0.75", "w1"}
     assert train["time_ratio"] > 0 and train["memory_ratio_vs_widest"] >= 1 - 1e-6
     summary = result["summary"]
-    assert summary["ideal_ratio"]["0.25"] == pytest.approx(0.0625)
+    assert summary["ideal_ratio"]["w0.25"] == pytest.approx(0.0625)
     assert set(summary["backbone_fpn_gflops_ratio"]) == set(result["widths"])
 
 

@@ -29,7 +29,7 @@ from detectron2.data.detection_utils import read_image
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.video_visualizer import VideoVisualizer
 
-from slimdet.layers import width_scope
+from slimdet.layers import width_key, width_scope
 from slimdet.runtime import (SlimmablePredictor, WidthProfile, draw_panel, side_by_side,
                              with_caption)
 from slimdet.utils import load_slimmable_config
@@ -91,7 +91,7 @@ def read_bgr(path: str) -> np.ndarray:
 
 def _caption(width: float, latency_ms: float, detections: int, gflops: Optional[float] = None,
              budget_ms: Optional[float] = None) -> str:
-    parts = [f"w{width:g}", f"{latency_ms:.0f} ms" + (f"/{budget_ms:g}" if budget_ms else "")]
+    parts = [width_key(width), f"{latency_ms:.0f} ms" + (f"/{budget_ms:g}" if budget_ms else "")]
     if gflops is not None:
         parts.append(f"{gflops:.2f} GFLOPs")
     parts.append(f"{detections} det")

@@ -33,7 +33,7 @@ def load_eval_ap(path: str) -> dict[float, dict[str, float]]:
         if aps:
             out[parse_width_key(key)] = aps
     if not out:
-        raise ValueError(f"{path}: no per-width AP found (expected {{'0.25': {{'bbox': "
+        raise ValueError(f"{path}: no per-width AP found (expected {{'w0.25': {{'bbox': "
                          "{'AP': ...}}, ...}})")
     return out
 
@@ -46,7 +46,7 @@ def format_tables(result: Mapping[str, Any]) -> str:
     """Inference table per width, training table and the summary, as text."""
     summary = result["summary"]
     rows = []
-    for key, r in sorted(result["widths"].items(), key=lambda kv: float(kv[0])):
+    for key, r in sorted(result["widths"].items(), key=lambda kv: parse_width_key(kv[0])):
         g, lat, mem, work = r["gflops"], r["latency_ms"], r["peak_memory_mb"], r["work"]
         rows.append([
             key, f"{r['params_m']:.1f}",

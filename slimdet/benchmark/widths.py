@@ -31,7 +31,7 @@ from torch import nn
 
 from ..engine import forward_backward_widths
 from ..export import export_at_width
-from ..layers import get_widths, width_scope
+from ..layers import get_widths, parse_width_key, width_key, width_scope
 from ..modeling.flops import gflops_by_part
 from .inputs import positive_quota, random_images, random_training_batch
 from .memory import with_peak_memory
@@ -138,7 +138,7 @@ def _training(cfg: CfgNode, model: nn.Module, batch: list[dict], repeats: int, w
     cfg_lr0.SOLVER.BASE_LR = 0.0
     optimizer = build_optimizer(cfg_lr0, model)
     steps = {"all": partial(_train_step, model, optimizer, batch, widths)}
-    steps.update({f"{w:g}": partial(_train_step, model, optimizer, batch, [w]) for w in widths})
+    steps.update({width_key(w): partial(_train_step, model, optimizer, batch, [w]) for w in widths})
     model.train()
     try:
         with EventStorage():  # Detectron2's training forward logs to the current storage
@@ -150,7 +150,7 @@ def _training(cfg: CfgNode, model: nn.Module, batch: list[dict], repeats: int, w
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.eval()
-    sum_single = sum(timings[f"{w:g}"].median for w in widths)
+    sum_single = sum(timings[width_key(w)].median for w in widths)
     return {
         "widths": widths,
         "roi_positives_per_image": positive_quota(cfg),
@@ -158,7 +158,7 @@ def _training(cfg: CfgNode, model: nn.Module, batch: list[dict], repeats: int, w
         "peak_memory_mb": memory,
         "sum_single_ms": sum_single,
         "time_ratio": timings["all"].median / sum_single,
-        "memory_ratio_vs_widest": memory["all"] / memory[f"{widths[0]:g}"],
+        "memory_ratio_vs_widest": memory["all"] / memory[width_key(widths[0])],
     }
 
 
@@ -186,7 +186,7 @@ def benchmark_widths(cfg: CfgNode, model: nn.Module, *, height: int, width: int,
     }
     for w in widths:
         with width_scope(model, w):
-            result["widths"][f"{w:g}"] = _inference_at(cfg, model, w, inputs, repeats, warmup,
+            result["widths"][width_key(w)] = _inference_at(cfg, model, w, inputs, repeats, warmup,
                                                        box_candidates, device)
     if train_repeats:
         batch = random_training_batch(cfg, height, width, device, count=train_images)
@@ -199,7 +199,7 @@ def benchmark_widths(cfg: CfgNode, model: nn.Module, *, height: int, width: int,
 def _summary(per_width: dict[str, dict]) -> dict[str, Any]:
     """Speedups (slimmable and stock) and backbone+FPN FLOPs of each width relative to the
     widest (ideal FLOPs ratio: w^2), and the largest latency ratios over the widths."""
-    widest = max(per_width, key=float)
+    widest = max(per_width, key=parse_width_key)
 
     def speedups(model: str) -> dict[str, float]:
         base = per_width[widest]["latency_ms"][model]["median"]
@@ -210,7 +210,7 @@ def _summary(per_width: dict[str, dict]) -> dict[str, Any]:
         "speedup_vs_widest": speedups("slim"),
         "stock_speedup_vs_widest": speedups("stock"),
         "backbone_fpn_gflops_ratio": {k: bb_fpn[k] / bb_fpn[widest] for k in per_width},
-        "ideal_ratio": {k: (float(k) / float(widest)) ** 2 for k in per_width},
+        "ideal_ratio": {k: (parse_width_key(k) / parse_width_key(widest)) ** 2 for k in per_width},
         "max_latency_ratio": {r: max(v["latency_ratio"][r] for v in per_width.values())
                               for r in ("slim/stock", "exported/stock")},
         "max_latency_ratio_of_minima": {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping, Sequence
 
+from ..layers import parse_width_key
+
 __all__ = ["plot_ap_vs_flops", "plot_comparison", "plot_widths", "plot_load_test"]
 
 
@@ -81,8 +83,8 @@ def plot_widths(result: Mapping[str, Any], path: str,
     width, plus AP against width when ``ap`` is given."""
     plt = _pyplot()
 
-    keys = sorted(result["widths"], key=float)
-    widths = [float(k) for k in keys]
+    keys = sorted(result["widths"], key=parse_width_key)
+    widths = [parse_width_key(k) for k in keys]
     fig, axes = plt.subplots(1, 3 if ap else 2, figsize=(15 if ap else 10, 4))
     for model in ("slim", "stock", "exported"):
         lat = [result["widths"][k]["latency_ms"][model] for k in keys]

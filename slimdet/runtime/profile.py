@@ -19,7 +19,8 @@ from detectron2.config import CfgNode
 
 from ..benchmark import time_interleaved, with_peak_memory
 from ..modeling.flops import model_gflops
-from ..layers import SlimmableModule, get_width, get_widths, set_width, width_scope
+from ..layers import (SlimmableModule, get_width, get_widths, parse_width_key, set_width,
+                      width_key, width_scope)
 
 __all__ = ["WidthProfile", "profile_key", "profile_widths", "device_name", "time_set_width"]
 
@@ -83,7 +84,7 @@ class WidthProfile:
 
     def save(self, path: str) -> None:
         data = asdict(self)
-        data["widths"] = {f"{w:g}": v for w, v in self.widths.items()}
+        data["widths"] = {width_key(w): v for w, v in self.widths.items()}
         with open(path, "w") as f:
             json.dump(data, f, indent=2)
 
@@ -94,7 +95,7 @@ class WidthProfile:
         try:
             with open(path) as f:
                 data = json.load(f)
-            data["widths"] = {float(w): v for w, v in data["widths"].items()}
+            data["widths"] = {parse_width_key(w): v for w, v in data["widths"].items()}
             profile = cls(**data)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
             raise ValueError(f"{path} is not a readable width profile ({type(err).__name__}: "
