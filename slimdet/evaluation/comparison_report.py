@@ -1,12 +1,12 @@
 """The S-Net vs I-Nets comparison as files: ``comparison.{md,json,csv,png}``."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 from typing import Sequence
 
 from .comparison import METRICS, add_bootstrap, compare_runs, load_run, universal_curve
+from ..utils.csv_rows import write_csv
 from .plot import plot_comparison
 
 __all__ = ["comparison_markdown", "write_comparison"]
@@ -92,10 +92,6 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
         json.dump({"slimmable": list(slimmable), "individual": list(individual),
                    "universal": list(universal), "rows": table, "universal_curve": curve},
                   f, indent=2)
-    rows = _flat_rows(table)
-    with open(path + ".csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(path + ".csv", _flat_rows(table))
     plot_comparison(table, path + ".png", curve)
     return table

@@ -1,7 +1,6 @@
 """Evaluate a slimmable model at every test width and summarise AP against FLOPs."""
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..config import eval_widths
 from ..layers import parse_width_key, width_key, width_scope
 from ..modeling.flops import model_gflops
+from ..utils.csv_rows import write_csv
 
 __all__ = ["evaluate_widths", "summarize"]
 
@@ -96,8 +96,5 @@ def evaluate_widths(cfg: CfgNode, model: nn.Module,
         with open(path + ".json", "w") as f:
             json.dump({"rows": rows, "results": results,
                        "ground_truth": _ground_truth_files(cfg.DATASETS.TEST)}, f, indent=2)
-        with open(path + ".csv", "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_csv(path + ".csv", rows)
     return results
