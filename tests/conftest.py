@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slimdet.data.datasets import register_synthetic
+from slimdet.data.datasets import register_generated
 from slimdet.data.synthetic import generate
 
 
@@ -13,7 +13,7 @@ def tiny_data(tmp_path_factory):
     """A 4+4-image synthetic dataset of 64x64 images, registered as ``tiny_instances_*``."""
     root = tmp_path_factory.mktemp("synthetic")
     generate(str(root), num_train=4, num_val=4, image_size=64, seed=0)
-    register_synthetic(str(root), prefix="tiny")
+    register_generated(str(root), prefix="tiny")
     return root
 
 

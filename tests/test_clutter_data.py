@@ -14,7 +14,7 @@ from pycocotools import mask as mask_util
 
 from helpers import tool
 from slimdet.data import clutter, synthetic
-from slimdet.data.datasets import CLUTTER_CLASSES, annotation_path, image_dir, register_synthetic
+from slimdet.data.datasets import CLUTTER_CLASSES, annotation_path, image_dir, register_generated
 
 
 def _digest(root: Path) -> str:
@@ -105,7 +105,7 @@ def test_colour_alone_is_near_chance(data, tmp_path):
 
 
 def test_registered_with_detectron2(data):
-    register_synthetic(str(data), "cluttertest", CLUTTER_CLASSES, "slimdet.data.clutter")
+    register_generated(str(data), "cluttertest", CLUTTER_CLASSES, "slimdet.data.clutter")
     dicts = DatasetCatalog.get("cluttertest_instances_val")
     assert len(dicts) == 80 and isinstance(dicts[0]["annotations"][0]["segmentation"], dict)
     assert MetadataCatalog.get("cluttertest_instances_val").thing_classes == list(CLUTTER_CLASSES)
@@ -114,7 +114,7 @@ def test_registered_with_detectron2(data):
 
 
 def test_picture_of_the_annotations(data, tmp_path):
-    register_synthetic(str(data), "cluttertest", CLUTTER_CLASSES, "slimdet.data.clutter")
+    register_generated(str(data), "cluttertest", CLUTTER_CLASSES, "slimdet.data.clutter")
     out = tmp_path / "clutter.png"
     picture = tool("visualize_data").main(["--dataset", "cluttertest_instances_val", "--output",
                                           str(out), "--count", "3", "--columns", "2"])

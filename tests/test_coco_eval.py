@@ -11,7 +11,7 @@ from detectron2.data import detection_utils as utils
 from detectron2.evaluation import COCOEvaluator, coco_evaluation
 from detectron2.structures import Boxes, Instances
 
-from slimdet.data.datasets import register_synthetic
+from slimdet.data.datasets import register_generated
 from slimdet.data.synthetic import generate
 from slimdet.evaluation import FastCOCOEvaluator, compiled_cocoeval
 
@@ -20,7 +20,7 @@ from slimdet.evaluation import FastCOCOEvaluator, compiled_cocoeval
 def val_sets(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     generate(str(root), num_train=1, num_val=12, image_size=64, seed=2)
-    register_synthetic(str(root), prefix="evalcheck")
+    register_generated(str(root), prefix="evalcheck")
     return {"instances": "evalcheck_instances_val", "keypoints": "evalcheck_keypoints_val"}
 
 

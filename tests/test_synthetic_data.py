@@ -11,7 +11,7 @@ import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from pycocotools.coco import COCO
 
-from slimdet.data.datasets import KEYPOINT_NAMES, register_synthetic
+from slimdet.data.datasets import KEYPOINT_NAMES, register_generated
 from slimdet.data.synthetic import generate
 
 SIZE = 96
@@ -91,8 +91,8 @@ def test_keypoints_lie_on_people(root: pathlib.Path) -> None:
 
 
 def test_detectron2_registration_and_loading(root: pathlib.Path) -> None:
-    register_synthetic(str(root), prefix="synthtest")
-    register_synthetic(str(root), prefix="synthtest")  # second call is a no-op
+    register_generated(str(root), prefix="synthtest")
+    register_generated(str(root), prefix="synthtest")  # second call is a no-op
     dicts = DatasetCatalog.get("synthtest_instances_train")
     assert len(dicts) == 6
     assert all("segmentation" in a for d in dicts for a in d["annotations"])
@@ -108,7 +108,7 @@ def test_detectron2_registration_and_loading(root: pathlib.Path) -> None:
 
 def test_missing_files_fail_with_instructions(tmp_path: pathlib.Path) -> None:
     missing = tmp_path / "nowhere"
-    register_synthetic(str(missing), prefix="synthmissing")
+    register_generated(str(missing), prefix="synthmissing")
     assert not missing.exists(), "registration must not touch the files"
     with pytest.raises(FileNotFoundError) as error:
         DatasetCatalog.get("synthmissing_keypoints_train")

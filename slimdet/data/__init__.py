@@ -8,9 +8,9 @@ for the keypoint comparison) point at ``default_root(name)`` (``$SLIMDET_DATASET
 loaded. Create the files with ``python -m slimdet.data.synthetic --out <root>`` (likewise
 ``slimdet.data.clutter`` and ``slimdet.data.clutter_people``).
 """
-from slimdet.data.datasets import CLUTTER_CLASSES, default_root, register_synthetic
+from slimdet.data.datasets import CLUTTER_CLASSES, default_root, register_generated
 
-register_synthetic(default_root())
-register_synthetic(default_root("clutter"), "clutter", CLUTTER_CLASSES, "slimdet.data.clutter")
-register_synthetic(default_root("clutter_people"), "clutter_people", CLUTTER_CLASSES,
+register_generated(default_root())
+register_generated(default_root("clutter"), "clutter", CLUTTER_CLASSES, "slimdet.data.clutter")
+register_generated(default_root("clutter_people"), "clutter_people", CLUTTER_CLASSES,
                    "slimdet.data.clutter_people")

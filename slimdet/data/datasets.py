@@ -88,11 +88,12 @@ def _load(json_file: str, image_root: str, name: str, root: str, generator: str)
     return load_coco_json(json_file, image_root, name)
 
 
-def register_synthetic(root: str, prefix: str = "synthetic",
+def register_generated(root: str, prefix: str = "synthetic",
                        classes: tuple[str, ...] = THING_CLASSES,
                        generator: str = "slimdet.data.synthetic") -> None:
-    """Register ``{prefix}_instances_{train,val}`` (``classes``) and
-    ``{prefix}_keypoints_{train,val}`` (person keypoints) of the files ``generator`` writes.
+    """Register a dataset one of slimdet's generators writes (the shapes of
+    ``slimdet.data.synthetic``, ``clutter``, ``clutter_people``): ``{prefix}_instances_{train,val}``
+    (``classes``) and ``{prefix}_keypoints_{train,val}`` (person keypoints) of its files.
 
     The files under ``root`` need not exist yet. Names that are already registered are left
     untouched, so calling this twice is a no-op (with a warning if ``root`` differs).
