@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import torch
@@ -65,6 +66,17 @@ def test_peak_memory_counts_tensors_alive_together_on_cpu():
 
     _, peak = with_peak_memory(two_temporaries, torch.device("cpu"))
     assert peak >= 2 * x.nbytes and peak < 2 * x.nbytes + 4096
+
+
+def test_peak_memory_on_cpu_keeps_stderr_but_not_the_profilers_log(capfd):
+    def noisy():
+        os.write(2, b"written by the call\n")
+        return torch.ones(8)
+
+    with_peak_memory(noisy, torch.device("cpu"))
+    err = capfd.readouterr().err
+    assert "written by the call" in err
+    assert "profiler_start" not in err and "SyncActivityProfilerHandler" not in err
 
 
 def test_interleaved_timing_runs_every_callable_warmup_plus_repeats_times():
