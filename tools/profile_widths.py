@@ -19,7 +19,6 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 from detectron2.utils.logger import setup_logger
-from tabulate import tabulate
 
 from slimdet.runtime import SlimmablePredictor, WidthProfile, choose_width
 from slimdet.utils import load_slimmable_config
@@ -51,17 +50,6 @@ def _image(path: Optional[str], height: int, width: int) -> np.ndarray:
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def format_profile(profile: WidthProfile) -> str:
-    rows = [[f"{w:g}", v["latency_ms"]["median"], v["latency_ms"]["p90"], v["peak_memory_mb"],
-             v["gflops"]] for w, v in sorted(profile.widths.items())]
-    table = tabulate(rows, headers=["width", "median ms", "p90 ms", "peak MiB", "GFLOPs"],
-                     tablefmt="pipe", floatfmt=".2f")
-    key = profile.key
-    return (f"{table}\n{key['device']}, {key['threads']} threads, input {key['input_size']}, "
-            f"{profile.repeats} calls per width; set_width {profile.set_width_ms * 1e3:.0f} us "
-            f"over {profile.notes['slimmable_modules']} slimmable modules")
-
-
 def main(argv: Optional[Sequence[str]] = None) -> WidthProfile:
     args = parse_args(argv)
     setup_logger(name="slimdet")
@@ -75,7 +63,7 @@ def main(argv: Optional[Sequence[str]] = None) -> WidthProfile:
     profile.notes.update(config_file=args.config_file, weights=cfg.MODEL.WEIGHTS,
                          image=args.image or "noise")
     profile.save(args.output)
-    print(format_profile(profile))
+    print(profile.table())
     for budget in args.budgets:
         try:
             print(f"latency budget {budget:g} ms (p90): width {choose_width(profile, budget):g}")

@@ -11,7 +11,8 @@ from ..layers import parse_width_key
 __all__ = ["TARGETS", "load_eval_ap", "format_tables"]
 
 _TASKS = ("bbox", "segm", "keypoints")
-# Cost targets of slimdet (issue 5): largest allowed ratios.
+# slimdet's cost targets: the largest ratios a slimmable model may cost against the stock
+# model of each width (the benchmark prints whether each is met).
 TARGETS = {"slim/stock latency, worst width": 1.05, "exported/stock latency, worst width": 1.02,
            "training: all widths / sum of single widths": 1.10,
            "training peak memory: all widths / widest alone": 1.15}

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 import torch
 from detectron2.config import CfgNode
+from tabulate import tabulate
 
 from ..benchmark import time_interleaved, with_peak_memory
 from ..modeling.flops import model_gflops
@@ -81,6 +82,18 @@ class WidthProfile:
     def latency_ms(self, width: float, statistic: str = "median") -> float:
         """One latency statistic (``median``, ``p90``, ``min``, ...) of ``width``."""
         return float(self.widths[width]["latency_ms"][statistic])
+
+    def table(self) -> str:
+        """Median and p90 latency, peak memory and GFLOPs per width, and the situation
+        measured, as text."""
+        rows = [[width_key(w), v["latency_ms"]["median"], v["latency_ms"]["p90"],
+                 v["peak_memory_mb"], v["gflops"]] for w, v in sorted(self.widths.items())]
+        table = tabulate(rows, headers=["width", "median ms", "p90 ms", "peak MiB", "GFLOPs"],
+                         tablefmt="pipe", floatfmt=".2f")
+        key = self.key
+        return (f"{table}\n{key['device']}, {key['threads']} threads, input {key['input_size']}, "
+                f"{self.repeats} calls per width; set_width {self.set_width_ms * 1e3:.0f} us "
+                f"over {self.notes['slimmable_modules']} slimmable modules")
 
     def save(self, path: str) -> None:
         data = asdict(self)
