@@ -9,11 +9,12 @@ import sys
 from pathlib import Path
 
 import torch
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.modeling import build_model
 
 import slimdet
 from slimdet.layers import SwitchableNorm
+from slimdet.utils import load_slimmable_config
 
 REPO = Path(__file__).resolve().parents[1]
 WIDTHS = [0.25, 0.5, 0.75, 1.0]
@@ -30,16 +31,12 @@ SYNTHETIC_CONFIG = REPO / "configs" / "Synthetic" / "slim_mask_rcnn_R18_FPN.yaml
 
 def slim_cfg(config: str = "slim_mask_rcnn_R50_FPN.yaml", *opts) -> CfgNode:
     """A COCO config of this repo (or a path), on CPU, no weights, test-sized."""
-    cfg = get_cfg()
-    slimdet.add_slimmable_config(cfg)
     path = Path(config) if os.path.sep in config else REPO / "configs" / "COCO" / config
-    cfg.merge_from_file(str(path))
-    cfg.merge_from_list(["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "",
+    return load_slimmable_config(str(path), ["MODEL.DEVICE", "cpu", "MODEL.WEIGHTS", "",
                          "INPUT.MIN_SIZE_TEST", 96, "INPUT.MAX_SIZE_TEST", 128,
                          "MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0,
                          "MODEL.RPN.POST_NMS_TOPK_TEST", 50,
                          "TEST.DETECTIONS_PER_IMAGE", 20, *opts])
-    return cfg
 
 
 def synthetic_cfg(*opts) -> CfgNode:
@@ -50,17 +47,13 @@ def synthetic_cfg(*opts) -> CfgNode:
 
 def tiny_train_cfg(output_dir, *opts) -> CfgNode:
     """The demo config sized for a few CPU iterations on ``tiny_data``, plus ``opts``."""
-    cfg = get_cfg()
-    slimdet.add_slimmable_config(cfg)
-    cfg.merge_from_file(str(SYNTHETIC_CONFIG))
-    cfg.merge_from_list([
+    return load_slimmable_config(str(SYNTHETIC_CONFIG), [
         "DATASETS.TRAIN", ("tiny_instances_train",), "DATASETS.TEST", ("tiny_instances_val",),
         "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64,
         "INPUT.MAX_SIZE_TEST", 64, "SOLVER.IMS_PER_BATCH", 4, "SOLVER.BASE_LR", 0.01,
         "SOLVER.WARMUP_ITERS", 0, "SOLVER.STEPS", (), "DATALOADER.NUM_WORKERS", 0,
         "MODEL.FPN.OUT_CHANNELS", 64, "MODEL.ROI_BOX_HEAD.FC_DIM", 64, "SEED", 1,
         "OUTPUT_DIR", str(output_dir), *opts])
-    return cfg
 
 
 def tool(name: str):

@@ -5,24 +5,20 @@
     tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
 """
 import torch
-from detectron2.config import get_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-import slimdet
 from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.config import validate_slimmable_config
 from slimdet.engine import SlimmableTrainer
 from slimdet.layers import width_key
+from slimdet.utils import load_slimmable_config
 
 
 def setup(args):
-    cfg = get_cfg()
-    slimdet.add_slimmable_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
+    cfg = load_slimmable_config(args.config_file, args.opts)
     cfg.freeze()
     validate_slimmable_config(cfg)  # bad widths fail before the output folder is touched
     check_devices(cfg.MODEL.DEVICE, args.num_gpus)
