@@ -8,6 +8,9 @@ import pytest
 from helpers import WIDTHS, synthetic_cfg, tool
 from slimdet.data import clutter
 from slimdet.study import TASKS, plan_study, recipes
+from slimdet.study.records import RECORD_FILES, restore_records, save_records
+from slimdet.study.report import write_reports
+from slimdet.study.runner import finished
 
 
 def _run(folder, ap: dict, *opts):
@@ -113,9 +116,21 @@ def test_study_trains_every_family_and_continues_where_it_stopped(tmp_path, monk
     snet_mean = (tmp_path / "study" / "snet_mean_s0" / "config.yaml").read_text()
     assert "LOSS_REDUCTION: mean" in snet_mean
 
+    records = ["--records", str(tmp_path / "records")]  # options go before the overrides
+    args[args.index("--progress-every"):args.index("--progress-every")] = records
     again = tool("compare_study").main(args)
     assert again["runs"] == study["runs"]  # nothing retrained, earlier wall times kept
     assert capsys.readouterr().out.count("finished earlier, kept") == 4
+    assert sorted(p.name for p in (tmp_path / "records").iterdir()) == sorted(study["runs"])
+
+    elsewhere = args[:args.index("--output") + 1] + [str(tmp_path / "elsewhere")] + args[
+        args.index("--output") + 2:]
+    moved = tool("compare_study").main(elsewhere)  # another session, the same records
+    assert moved["runs"] == {} and capsys.readouterr().out.count("restored from") == 4
+    here, there = (json.loads((tmp_path / d / "report" / "comparison.json").read_text())["rows"]
+                   for d in ("study", "elsewhere"))
+    assert [r["box AP"]["paired"] for r in there] == [r["box AP"]["paired"] for r in here]
+    assert "bootstrap" not in there[0]["box AP"]  # restored runs kept no predictions
 
 
 def test_study_plan_distils_only_the_distilled_runs():
@@ -160,3 +175,30 @@ def test_universal_runs_add_a_column_and_a_curve(tmp_path):
     with pytest.raises(ValueError, match="runs of MODEL.SLIMMABLE.UNIVERSAL models"):
         tool("compare_widths").main(["--slimmable", snet, "--individual", *inets,
                                      "--universal", snet, "--output", str(out)])
+
+
+def test_records_carry_finished_runs_to_another_output_and_are_reported(tmp_path):
+    """save_records keeps only runs that finished training; restored ones count as finished,
+    are not restored over a result, and the report reads them."""
+    opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]])
+    names = [run.name for run in runs]
+    assert names == ["snet_s0", "inet_w1_s0", "inet_w0.5_s0"]
+    trained = tmp_path / "trained"
+    _run(trained / "snet_s0", {0.5: 30.0, 1.0: 41.0}, *opts)
+    _inet(trained / "inet_w1_s0", 1.0, 40.0, *opts)
+    _inet(trained / "inet_w0.5_s0", 0.5, 29.0, *opts)
+    for name in names[:2]:
+        (trained / name / "model_final.pth").write_bytes(b"")
+    records = tmp_path / "records"
+    assert save_records(str(trained), str(records), names) == names[:2]  # 0.5 unfinished
+    assert sorted(p.name for p in (records / "snet_s0").iterdir()) == sorted(RECORD_FILES)
+
+    fresh = tmp_path / "fresh"
+    _inet(fresh / "inet_w1_s0", 1.0, 35.0, *opts)  # a result here wins over the record
+    assert restore_records(str(records), str(fresh), names) == ["snet_s0"]
+    assert finished(str(fresh / "snet_s0")) and not finished(str(fresh / "inet_w0.5_s0"))
+    _inet(fresh / "inet_w0.5_s0", 0.5, 29.0, *opts)
+    (folder,) = write_reports(runs, [recipes()["sum"]], str(fresh), bootstrap=0)
+    table = json.loads((tmp_path / "fresh" / "report" / "comparison.json").read_text())["rows"]
+    assert folder.endswith("report") and table[1]["box AP"]["paired"]["mean"] == 6.0

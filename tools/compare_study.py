@@ -5,7 +5,7 @@ the report.
 
     tools/compare_study.py [--task mask|keypoint|faster] [--seeds 0 1 2] \\
         [--recipes sum mean clip] [--clip-value 3] [--universal] [--distill] [--jobs 2] \\
-        [--output output/compare] [KEY VALUE ...]
+        [--output output/compare] [--records DIR] [KEY VALUE ...]
 
 --task picks the benchmark (configs/Synthetic/clutter_{task}_rcnn_R18_FPN.yaml; --config-file
 overrides it) and generates its dataset if it is missing. Per seed and recipe it trains the
@@ -18,20 +18,19 @@ Then OUTPUT/report[_recipe][_distill]/comparison.{md,json,csv,png} per recipe, w
 S - I differences and 95% intervals over seeds, and (--bootstrap) the spread of each seed's
 difference over resampled validation images. Finished runs are kept and a killed run resumes
 from its last checkpoint, so running it again continues the study. Progress and the ETA of the
-whole study are printed every 30 s; each run's own log is OUTPUT/<run>/log.txt.
+whole study are printed every 30 s; each run's own log is OUTPUT/<run>/log.txt. --records DIR
+keeps each finished run's results (per_width_results.json, config.yaml) in DIR, e.g.
+docs/studies/clutter_mask, and reports the runs found there instead of training them: a study
+can span sessions and machines (the bootstrap covers the seeds whose predictions are here).
 """
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 from typing import Optional, Sequence
 
-from slimdet.data.datasets import annotation_path, default_root
-from slimdet.study import TASKS, plan_study, recipes, run_study
+from slimdet.study import TASKS, recipes
+from slimdet.study.pipeline import run_and_report
 from slimdet.study.plan import DEFAULT_CLIP_VALUE
-from slimdet.study.report import write_reports
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -50,6 +49,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="paired resamplings of the validation images per seed in the "
                         "reports (0: none)")
     parser.add_argument("--output", default="output/compare", metavar="DIR")
+    parser.add_argument("--records", metavar="DIR",
+                        help="keep each finished run's results (a few kB) in DIR and report the "
+                        "runs found there instead of training them")
     parser.add_argument("--progress-every", type=float, default=30, metavar="SECONDS")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     return parser.parse_args(argv)
@@ -57,17 +59,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    task = TASKS[args.task]
-    config_file = args.config_file or task.config_file
-    data = default_root(task.dataset)  # where the training processes read it
-    if not os.path.isfile(annotation_path(data, "instances", "val")):
-        subprocess.run([sys.executable, "-m", task.generator, "--out", data], check=True)
     chosen = [recipes(args.clip_value)[name] for name in args.recipes]
-    runs = plan_study(config_file, args.seeds, args.opts, chosen, args.universal, args.distill)
-    study = run_study(runs, config_file, args.opts, args.output, args.jobs, args.progress_every)
-    for folder in write_reports(runs, chosen, args.output, args.bootstrap):
-        print(f"[study] report in {folder}/")
-    return study
+    return run_and_report(args.task, args.seeds, chosen, args.output, args.opts,
+                          config_file=args.config_file, universal=args.universal,
+                          distill=args.distill, jobs=args.jobs, bootstrap=args.bootstrap,
+                          records=args.records, progress_every=args.progress_every)
 
 
 if __name__ == "__main__":

@@ -125,13 +125,19 @@ def _ground_truth(json_file: str) -> COCO:
         return COCO(json_file)
 
 
+def predictions_path(run_dir: str, cfg, width_key: str) -> str:
+    """Where a run's evaluation at a width saved its predictions on the first test dataset."""
+    return os.path.join(run_dir, "inference", width_key, cfg.DATASETS.TEST[0],
+                        "coco_instances_results.json")
+
+
 def run_matches(run_dir: str, cfg, width_key: str, iou_type: str) -> ImageMatches:
     """``image_matches`` of the predictions a finished run wrote at a width
     (``run_dir/inference/<width_key>/<dataset>/coco_instances_results.json``, Detectron2's
     ``COCOEvaluator`` output) against the ground truth its first test dataset was evaluated
     on (``ground_truth`` in ``per_width_results.json``)."""
     dataset = cfg.DATASETS.TEST[0]
-    path = os.path.join(run_dir, "inference", width_key, dataset, "coco_instances_results.json")
+    path = predictions_path(run_dir, cfg, width_key)
     if not os.path.isfile(path):
         raise ValueError(f"{run_dir} has no predictions at {width_key} ({path}) to bootstrap")
     with open(os.path.join(run_dir, "per_width_results.json")) as f:

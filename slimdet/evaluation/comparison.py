@@ -23,7 +23,7 @@ from detectron2.config import CfgNode
 
 from ..config import train_widths
 from ..layers import width_key
-from .bootstrap import paired_bootstrap, run_matches
+from .bootstrap import paired_bootstrap, predictions_path, run_matches
 from .width_evaluation import COLUMNS
 
 __all__ = ["Run", "load_run", "compare_runs", "universal_curve", "paired_stats", "add_bootstrap",
@@ -198,7 +198,9 @@ def add_bootstrap(table: list[dict], slimmable: list[Run], individual: list[Run]
                   samples: int = 1000) -> None:
     """Add to each AP metric of ``table`` (``compare_runs``) the evaluation's share of the noise:
     per seed, the paired bootstrap over validation images of that seed's S - I difference
-    (``bootstrap.paired_bootstrap`` on the runs' saved predictions), and their mean ``std``."""
+    (``bootstrap.paired_bootstrap`` on the runs' saved predictions), and their mean ``std``.
+    Seeds whose runs kept no predictions (runs restored from a study's records) are left out;
+    ``seeds`` lists those included."""
     snets = _by_seed(slimmable, lambda run: None).get(None, {})
     inets = _by_seed(individual, _individual_width)
     tasks = {title: task for title, task, metric in COLUMNS if metric == "AP"}
@@ -210,11 +212,12 @@ def add_bootstrap(table: list[dict], slimmable: list[Run], individual: list[Run]
             per_seed = {}
             for seed, snet in snets.items():
                 inet = inets.get(row["width"], {}).get(seed)
-                if inet is not None:
+                if inet is not None and all(os.path.isfile(predictions_path(r.path, r.cfg, key))
+                                            for r in (snet, inet)):
                     per_seed[seed] = paired_bootstrap(
                         run_matches(snet.path, snet.cfg, key, task),
                         run_matches(inet.path, inet.cfg, key, task), samples, seed)
             if per_seed:
                 row[metric]["bootstrap"] = {
                     "std": statistics.fmean(b["std"] for b in per_seed.values()),
-                    "per_seed": per_seed}
+                    "seeds": sorted(per_seed), "per_seed": per_seed}

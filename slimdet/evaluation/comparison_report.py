@@ -31,7 +31,10 @@ def _paired_cell(stats: dict) -> str:
         lo, hi = paired["ci95"]
         cell = f"{paired['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}]" + (" ~" if paired["noise"] else "")
     if "bootstrap" in stats:
-        cell += f", images ± {stats['bootstrap']['std']:.1f}"
+        boot = stats["bootstrap"]
+        cell += f", images ± {boot['std']:.1f}"
+        if len(boot["seeds"]) < paired["n"]:  # seeds restored from records kept no predictions
+            cell += f" (seeds {', '.join(map(str, boot['seeds']))})"
     return cell
 
 

@@ -15,17 +15,19 @@ import os
 import subprocess
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 from .plan import StudyRun
+from .records import RESTORED_MARKER
 
 __all__ = ["Progress", "run_study", "iterations_done", "finished"]
 
 
 def finished(folder: str) -> bool:
-    """Whether the run in ``folder`` trained and evaluated to the end."""
-    return all(os.path.isfile(os.path.join(folder, f))
-               for f in ("per_width_results.json", "model_final.pth"))
+    """Whether the run in ``folder`` trained and evaluated to the end (here, or where its
+    records were saved: ``records.restore_records``)."""
+    return os.path.isfile(os.path.join(folder, "per_width_results.json")) and any(
+        os.path.isfile(os.path.join(folder, f)) for f in ("model_final.pth", RESTORED_MARKER))
 
 
 def iterations_done(folder: str) -> int:
@@ -85,7 +87,8 @@ def _save(study: dict, path: str) -> None:
 
 
 def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], output: str,
-              jobs: int = 1, progress_every: float = 30) -> dict:
+              jobs: int = 1, progress_every: float = 30,
+              on_finished: Optional[Callable[[StudyRun], None]] = None) -> dict:
     """Train every run not finished yet under ``output``, ``jobs`` at a time, printing the
     progress every ``progress_every`` seconds; returns the study record (``study.json``).
 
@@ -95,6 +98,7 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
         output: the study's folder.
         jobs: runs trained at once; each gets ``os.cpu_count() // jobs`` threads.
         progress_every: seconds between progress lines.
+        on_finished: called with each run that finishes training here.
     """
     os.makedirs(output, exist_ok=True)
     study_file = os.path.join(output, "study.json")
@@ -141,6 +145,8 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
                 _save(study, study_file)  # a killed study keeps the wall times of finished runs
                 progress.done += run.cost
                 print(f"[study] {name}: done in {clock(seconds)}", flush=True)
+                if on_finished is not None:
+                    on_finished(run)
             if active and time.monotonic() - last_line >= progress_every:
                 last_line = time.monotonic()
                 state = {name: (run, iterations_done(os.path.join(output, name)))

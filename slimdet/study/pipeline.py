@@ -1,0 +1,52 @@
+"""A whole study in one call: its data, its plan, its runs (with records kept if asked) and
+its reports; what ``tools/compare_study.py`` runs."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Optional, Sequence
+
+from ..data.datasets import annotation_path, default_root
+from .plan import TASKS, Recipe, plan_study
+from .records import restore_records, save_records
+from .report import write_reports
+from .runner import run_study
+
+__all__ = ["run_and_report"]
+
+
+def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe],
+                   output: str, opts: Sequence[str] = (), *, config_file: Optional[str] = None,
+                   universal: bool = False, distill: bool = False, jobs: int = 1,
+                   bootstrap: int = 0, records: Optional[str] = None,
+                   progress_every: float = 30) -> dict:
+    """Generate the task's dataset if missing, train every run of the plan not finished under
+    ``output`` and write the reports; returns the study record (``run_study``).
+
+    Args:
+        task, config_file: the benchmark (``TASKS``) and, if given, a config instead of its own.
+        seeds, recipe_list, universal, distill, opts: the plan (``plan_study``).
+        output, jobs, progress_every: where and how the runs train (``run_study``).
+        bootstrap: paired resamplings of the validation images per seed in the reports.
+        records: a folder of run records (``records``): runs found there are restored instead
+            of trained, and every run finished here is saved there.
+    """
+    config_file = config_file or TASKS[task].config_file
+    data = default_root(TASKS[task].dataset)  # where the training processes read it
+    if not os.path.isfile(annotation_path(data, "instances", "val")):
+        subprocess.run([sys.executable, "-m", TASKS[task].generator, "--out", data], check=True)
+    runs = plan_study(config_file, seeds, opts, recipe_list, universal, distill)
+    names = [run.name for run in runs]
+    on_finished = None
+    if records:
+        for name in restore_records(records, output, names):
+            print(f"[study] {name}: restored from {records}/{name}")
+        save_records(output, records, names)  # runs finished before records were kept
+
+        def on_finished(run):
+            save_records(output, records, [run.name])
+    study = run_study(runs, config_file, opts, output, jobs, progress_every, on_finished)
+    for folder in write_reports(runs, recipe_list, output, bootstrap):
+        print(f"[study] report in {folder}/")
+    return study
