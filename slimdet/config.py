@@ -61,6 +61,11 @@ def add_slimmable_config(cfg: CN) -> None:
     # Iterations trained on the ground truth alone before the teacher starts teaching (a teacher
     # trained from scratch predicts poorly early on).
     cfg.MODEL.SLIMMABLE.DISTILL.START_ITER = 0
+    # Weight of a student's ground-truth classification losses (loss_cls, loss_rpn_cls), which
+    # the soft targets of ROI_CLS and RPN_CLS mirror: 1 keeps them beside the soft targets, 0
+    # trains the student's classifiers on the teacher's soft labels instead (as the reference
+    # training loop of slimmable networks does), values between mix the two.
+    cfg.MODEL.SLIMMABLE.DISTILL.GT_CLS_WEIGHT = 1.0
 
 
 def validate_slimmable_config(cfg: CN) -> None:

@@ -105,6 +105,38 @@ def test_gradient_probe_takes_increments():
     assert probe.total_norm(scale=2.0) == pytest.approx(34 ** 0.5 / 2)
 
 
+def test_gradient_probe_takes_a_students_loss_terms_apart():
+    """Ground truth gradient (1, 1) (the two ground-truth losses together), a distillation term
+    against it (-2, -2) and one across it (3, -3); the step's own backward still works."""
+    p = nn.Parameter(torch.zeros(2))
+    x = torch.ones(2)
+    losses = {"loss_cls": p[0] * x[0], "loss_box_reg": p[1] * x[1],
+              "distill_roi_cls": -2 * (p * x).sum(), "distill_rpn_cls": 3 * (p[0] - p[1])}
+    stats = GradientProbe([p]).term_stats(losses)
+    assert stats == pytest.approx({
+        "grad_norm_gt": 2 ** 0.5, "grad_norm_distill_roi_cls": 8 ** 0.5,
+        "grad_cos_gt_distill_roi_cls": -1.0, "grad_norm_distill_rpn_cls": 18 ** 0.5,
+        "grad_cos_gt_distill_rpn_cls": 0.0})
+    assert GradientProbe([p]).term_stats({"loss_cls": losses["loss_cls"]}) == {}
+    sum(losses.values()).backward()
+    assert p.grad.tolist() == [2.0, -4.0]
+
+
+def test_distilled_step_logs_each_terms_gradient_per_student(tiny_data, tmp_path):
+    cfg = tiny_train_cfg(tmp_path, "SOLVER.MAX_ITER", 1, "DATASETS.TEST", (),
+                         "MODEL.SLIMMABLE.WIDTHS", [0.5, 1.0],
+                         "MODEL.SLIMMABLE.GRAD_PROBE_PERIOD", 1,
+                         "MODEL.SLIMMABLE.DISTILL.ENABLED", True)
+    trainer = SlimmableTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    keys = set(trainer.storage.histories())
+    for term in ("distill_rpn_cls", "distill_roi_cls", "distill_roi_loc"):
+        assert {f"w0.5/grad_norm_{term}", f"w0.5/grad_cos_gt_{term}"} <= keys, sorted(keys)
+        assert -1 <= trainer.storage.history(f"w0.5/grad_cos_gt_{term}").latest() <= 1
+    assert "w0.5/grad_norm_gt" in keys and not any(k.startswith("w1/grad_norm_") for k in keys)
+
+
 def _clipped_optimizer(tmp_path, clip_value, clip_type="full_model"):
     model = nn.Sequential(nn.Linear(2, 2, bias=False), nn.Linear(2, 1, bias=False))
     cfg = tiny_train_cfg(tmp_path, "SOLVER.CLIP_GRADIENTS.ENABLED", True,

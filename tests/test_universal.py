@@ -17,7 +17,8 @@ from helpers import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       load_leading_slices, randomize_norms, slim_cfg, synthetic_cfg,
                       tiny_train_cfg, universal_gn_groups)
 from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms
-from slimdet.engine.distillation import _predicted_class_l1
+from slimdet.engine import forward_backward_widths
+from slimdet.engine.distillation import GROUND_TRUTH_CLS, _predicted_class_l1
 from slimdet.layers import SlimConv2d, SlimmableModule
 from slimdet.modeling.conversion import build_slimmable
 from slimdet.modeling.stock_config import stock_group_norm_groups
@@ -158,18 +159,23 @@ def test_sandwich_rule_is_a_function_of_seed_and_iteration():
     assert abs(sum(drawn) / len(drawn) - 0.625) < 0.02  # uniform between the ends
 
 
-def _distillation_run(width: float, edit_teacher=None):
-    """One widest (teacher) forward and one student forward at ``width``, same batch;
-    ``edit_teacher(distill)`` may change the teacher before the losses are computed."""
-    cfg = synthetic_cfg(*DETERMINISTIC, "MODEL.SLIMMABLE.DISTILL.FPN", 1.0)
-    model = build_model(cfg).train()
+def _batch() -> list[dict]:
+    """One 128x128 image with two objects, boxes and masks."""
     image = torch.rand(3, 128, 128) * 255
     gt = Instances((128, 128), gt_classes=torch.tensor([1, 2]),
                    gt_boxes=Boxes(torch.tensor([[10.0, 10, 60, 70], [70, 20, 120, 90]])))
     masks = torch.zeros(2, 128, 128, dtype=torch.bool)
     masks[0, 10:70, 10:60] = masks[1, 20:90, 70:120] = True
     gt.gt_masks = BitMasks(masks)
-    batch = [{"image": image, "instances": gt}]
+    return [{"image": image, "instances": gt}]
+
+
+def _distillation_run(width: float, edit_teacher=None):
+    """One widest (teacher) forward and one student forward at ``width``, same batch;
+    ``edit_teacher(distill)`` may change the teacher before the losses are computed."""
+    cfg = synthetic_cfg(*DETERMINISTIC, "MODEL.SLIMMABLE.DISTILL.FPN", 1.0)
+    model = build_model(cfg).train()
+    batch = _batch()
     distill = InplaceDistillation({"rpn_cls": 1, "rpn_loc": 1, "roi_cls": 1, "roi_loc": 1,
                                    "fpn": 1})
     with EventStorage():
@@ -221,6 +227,32 @@ def test_roi_box_distillation_uses_the_predicted_class_deltas():
     assert _predicted_class_l1(student, t_deltas, t_scores).item() == 0.0
     student[0, 8:12] += 1.0  # class 2 on the foreground region
     assert _predicted_class_l1(student, t_deltas, t_scores).item() == pytest.approx(4.0 / 2)
+
+
+def test_soft_targets_replace_or_mix_with_the_students_ground_truth_classification():
+    """GT_CLS_WEIGHT scales a student's loss_cls and loss_rpn_cls (0: the soft targets alone,
+    as the reference loop trains a width with a soft target); the teacher and the other
+    ground-truth losses are left alone."""
+    model = build_model(synthetic_cfg(*DETERMINISTIC)).train()
+    batch = _batch()
+
+    def losses(gt_cls_weight: float) -> dict:
+        torch.manual_seed(0)  # the same sampled anchors and regions in every call
+        distill = InplaceDistillation({"rpn_cls": 1, "roi_cls": 1}, gt_cls_weight=gt_cls_weight)
+        with EventStorage():
+            out = forward_backward_widths(model, batch, [1.0, 0.5], distillation=distill)
+        model.zero_grad()
+        return out
+
+    full, half, none = losses(1.0), losses(0.5), losses(0.0)
+    for name in GROUND_TRUTH_CLS:
+        assert full[0.5][name] > 0 and none[0.5][name] == 0
+        assert half[0.5][name].item() == pytest.approx(full[0.5][name].item() / 2, rel=1e-5)
+        assert none[1.0][name] == full[1.0][name]  # the teacher learns from the ground truth
+    for name in ("loss_box_reg", "loss_mask", "distill_roi_cls", "distill_rpn_cls"):
+        assert none[0.5][name].item() == pytest.approx(full[0.5][name].item(), rel=1e-5)
+    with pytest.raises(ValueError, match="ground-truth classification weight must be >= 0"):
+        InplaceDistillation({}, gt_cls_weight=-1)
 
 
 def test_distillation_gradients_do_not_reach_the_teacher():

@@ -19,8 +19,10 @@ What is distilled, and why it fits a detector:
 * **FPN outputs** against the teacher's leading channels (mean squared error; weight 0 by
   default, since features of different widths need not agree channel by channel).
 
-Every student keeps its ground-truth losses (its own proposals need them); the widest width
-learns from the ground truth only; every teacher tensor is detached, so no distillation
+Every student keeps its ground-truth losses (its own proposals need them), its classification
+losses weighted by ``gt_cls_weight`` (0: the soft targets replace the ground truth's, as in the
+reference training loop, where a width with a soft target learns from it alone); the widest
+width learns from the ground truth only; every teacher tensor is detached, so no distillation
 gradient reaches the teacher. The losses are logged per width (``w0.5/distill_roi_cls``, ...).
 """
 from __future__ import annotations
@@ -36,9 +38,11 @@ from detectron2.modeling.proposal_generator import RPN
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["InplaceDistillation", "distillation_from_config"]
+__all__ = ["InplaceDistillation", "distillation_from_config", "GROUND_TRUTH_CLS"]
 
 _LOSSES = ("rpn_cls", "rpn_loc", "roi_cls", "roi_loc", "fpn")
+# Detectron2's ground-truth classification losses that the soft targets rpn_cls, roi_cls mirror.
+GROUND_TRUTH_CLS = ("loss_rpn_cls", "loss_cls")
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -54,14 +58,21 @@ class InplaceDistillation:
         weights: loss weight per target, keys ``rpn_cls``, ``rpn_loc``, ``roi_cls``,
             ``roi_loc``, ``fpn``; a target of weight 0 is not computed.
         start_iter: the first training iteration that distils (``active``).
+        gt_cls_weight: weight of a student's ground-truth classification losses
+            (``GROUND_TRUTH_CLS``), which the ``rpn_cls`` and ``roi_cls`` targets mirror.
     """
 
-    def __init__(self, weights: dict[str, float], start_iter: int = 0):
+    def __init__(self, weights: dict[str, float], start_iter: int = 0,
+                 gt_cls_weight: float = 1.0):
         unknown = set(weights) - set(_LOSSES)
         if unknown:
             raise ValueError(f"unknown distillation losses {sorted(unknown)}; known: {_LOSSES}")
+        if gt_cls_weight < 0:
+            raise ValueError(f"the ground-truth classification weight must be >= 0, got "
+                             f"{gt_cls_weight}")
         self.weights = {k: float(weights.get(k, 0.0)) for k in _LOSSES}
         self.start_iter = start_iter
+        self.gt_cls_weight = float(gt_cls_weight)
         self.teacher: Optional[dict] = None
         self._seen: dict = {}
 
@@ -120,6 +131,14 @@ class InplaceDistillation:
 
         self.teacher = detach(self._seen)
         self._seen = {}
+
+    def weigh_ground_truth(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A student's ground-truth ``losses`` with the classification terms
+        (``GROUND_TRUTH_CLS``) multiplied by ``gt_cls_weight``; the others as they are."""
+        if self.gt_cls_weight == 1.0:
+            return losses
+        return {k: v * self.gt_cls_weight if k in GROUND_TRUTH_CLS else v
+                for k, v in losses.items()}
 
     def student_losses(self, model: nn.Module) -> dict[str, torch.Tensor]:
         """Weighted distillation losses of the last captured forward against the teacher."""
@@ -215,4 +234,5 @@ def distillation_from_config(cfg: CfgNode) -> Optional[InplaceDistillation]:
     d = cfg.MODEL.SLIMMABLE.DISTILL
     if not d.ENABLED:
         return None
-    return InplaceDistillation({k: d[k.upper()] for k in _LOSSES}, d.START_ITER)
+    return InplaceDistillation({k: d[k.upper()] for k in _LOSSES}, d.START_ITER,
+                               d.GT_CLS_WEIGHT)

@@ -3,7 +3,9 @@
 A slimmable step accumulates every width's gradient in ``.grad`` before one optimizer step.
 Whether the widths pull the shared weights together or apart is invisible in the sum; the
 probe reads ``.grad`` after each width's backward and keeps the increment: its L2 norm and its
-cosine with the widest width's increment (the first width of a step).
+cosine with the widest width's increment (the first width of a step). With inplace
+distillation it also takes a student's loss terms apart (``term_stats``): the gradient of its
+ground-truth losses and of each distillation loss, and each one's cosine with the ground truth's.
 """
 from __future__ import annotations
 
@@ -48,6 +50,30 @@ class GradientProbe:
             denominator = float(added.norm() * self._widest.norm())
             stats["grad_cos_widest"] = (float(added @ self._widest) / denominator
                                         if denominator > 0 else 0.0)
+        return stats
+
+    def _gradient_of(self, loss: torch.Tensor) -> torch.Tensor:
+        grads = torch.autograd.grad(loss, self.params, retain_graph=True, allow_unused=True)
+        return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+                          for g, p in zip(grads, self.params)])
+
+    def term_stats(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """For a loss dict with distillation terms (``distill_*``): ``grad_norm_gt``, the
+        gradient norm of the other (ground-truth) losses together, and per term
+        ``grad_norm_<term>`` and ``grad_cos_gt_<term>``, its cosine with the ground truth's;
+        empty without distillation terms. The graph is kept for the step's own backward; each
+        term costs one more backward pass."""
+        terms = {k: v for k, v in losses.items() if k.startswith("distill_")}
+        if not terms:
+            return {}
+        gt = self._gradient_of(sum(v for k, v in losses.items() if k not in terms))
+        stats = {"grad_norm_gt": float(gt.norm())}
+        for name, loss in terms.items():
+            grad = self._gradient_of(loss)
+            denominator = float(grad.norm() * gt.norm())
+            stats[f"grad_norm_{name}"] = float(grad.norm())
+            stats[f"grad_cos_gt_{name}"] = (float(grad @ gt) / denominator
+                                            if denominator > 0 else 0.0)
         return stats
 
     def total_norm(self, scale: float = 1.0) -> float:

@@ -36,7 +36,9 @@ class WidthsStep:
     summed, or averaged with ``loss_reduction="mean"``). Under the sandwich rule the widths
     drawn between the widest and the narrowest are logged together as ``sampled/...``. Every
     ``probe_period`` iterations a ``GradientProbe`` adds ``w0.25/grad_norm`` and
-    ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm``.
+    ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm``; with distillation also,
+    per student, ``w0.25/grad_norm_gt`` and per distillation term ``w0.25/grad_norm_<term>``
+    and ``w0.25/grad_cos_gt_<term>`` (``GradientProbe.term_stats``).
     """
 
     schedule: WidthSchedule
@@ -100,9 +102,13 @@ class WidthsStep:
                 if probe is not None:
                     storage.put_scalars(**probe.measure(self._grad_scale()))
 
+        def terms(losses: dict[str, torch.Tensor]) -> None:
+            storage.put_scalars(**probe.term_stats(losses))
+
         per_width = forward_backward_widths(self.model, data, widths, self._backward,
                                             self._autocast, distillation, scope,
-                                            self._loss_scale(widths))
+                                            self._loss_scale(widths),
+                                            terms if probe and distillation else None)
         all_reduce_gradients(self.model)
         if probe is not None:
             storage.put_scalar("grad_norm", probe.total_norm(self._grad_scale()))

@@ -33,6 +33,7 @@ def forward_backward_widths(
     distillation: Optional[InplaceDistillation] = None,
     scope: Callable[[float], ContextManager] = lambda width: nullcontext(),
     loss_scale: float = 1.0,
+    inspect: Optional[Callable[[dict[str, torch.Tensor]], None]] = None,
 ) -> dict[float, dict[str, torch.Tensor]]:
     """For each width, widest first: switch, forward, check the losses, backward.
 
@@ -45,10 +46,12 @@ def forward_backward_widths(
         backward, autocast: how to back-propagate a loss (e.g. through a gradient scaler) and
             the precision context of the forward.
         distillation: the widest width's predictions are kept (detached) and every other width
-            adds its distillation losses.
+            adds its distillation losses (and weighs its ground-truth classification losses).
         scope: a context per width around its forward and backward (e.g. Detectron2's
             ``EventStorage.name_scope``, so that what the model logs is logged per width).
         loss_scale: each width back-propagates ``loss_scale`` times its total loss.
+        inspect: called, inside ``scope``, with each width's loss dict before its backward
+            (e.g. the gradient probe taking the loss terms apart).
 
     Returns:
         Each width's detached, unscaled losses. Leaves the model at the widest width.
@@ -63,11 +66,14 @@ def forward_backward_widths(
             with autocast():
                 loss_dict = model(data)
                 if distillation is not None and width != widest:
+                    loss_dict = distillation.weigh_ground_truth(loss_dict)
                     loss_dict.update(distillation.student_losses(model))
                 total = sum(loss_dict.values())
             if not math.isfinite(total.item()):
                 bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
                 raise FloatingPointError(f"non-finite loss at width {width}: {bad}")
+            if inspect is not None:
+                inspect(loss_dict)
             backward(total * loss_scale)
         if distillation is not None and width == widest:
             distillation.keep_teacher()
