@@ -1,6 +1,7 @@
 """An installed slimdet carries its configs: ``slimdet.model_zoo`` works from any directory."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -20,9 +21,12 @@ def test_model_zoo_serves_the_repo_configs_and_names_unknown_ones():
 
 @pytest.mark.slow
 def test_pip_installed_package_has_its_configs(tmp_path):
-    target = tmp_path / "site"
+    # pip builds in the source tree (build/): install from a copy, not from the checkout
+    source, target = tmp_path / "source", tmp_path / "site"
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(
+        ".*", "build", "output", "datasets", "pretrained", "__pycache__", "*.egg-info"))
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                    "--no-build-isolation", "--target", str(target), str(REPO)], check=True)
+                    "--no-build-isolation", "--target", str(target), str(source)], check=True)
     code = ("import slimdet, slimdet.model_zoo as z; "
             f"assert slimdet.__file__.startswith({str(target)!r}), slimdet.__file__; "
             "c = z.get_config('COCO/slim_mask_rcnn_R50_FPN.yaml'); "
