@@ -38,4 +38,4 @@ compare: setup
 		--jobs $(JOBS) --output output/compare_$(TASK) $(if $(RECORDS),--records $(RECORDS))
 
 clean:
-	rm -rf output/demo output/compare_* datasets/synthetic datasets/clutter datasets/clutter_people
+	rm -rf output/demo output/compare_* datasets/synthetic datasets/clutter datasets/clutter_people datasets/clutter_classes

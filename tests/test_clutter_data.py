@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from pycocotools import mask as mask_util
+from torchvision.datasets import ImageFolder
 
 from helpers import tool
-from slimdet.data import clutter, synthetic
+from slimdet.data import clutter, clutter_classes, synthetic
 from slimdet.data.datasets import CLUTTER_CLASSES, annotation_path, image_dir, register_generated
 
 
@@ -122,3 +123,16 @@ def test_picture_of_the_annotations(data, tmp_path):
     plain, drawn = picture[:256, :256], picture[:256, 256:512]
     assert (plain != drawn).mean() > 0.05  # boxes, masks and labels were drawn
     assert not picture[256:, 512:].any()  # the fourth panel is empty
+
+
+def test_classification_set_is_balanced_deterministic_and_an_image_folder(tmp_path):
+    first, again, other = (tmp_path / name for name in ("a", "b", "seed1"))
+    clutter_classes.generate(str(first), num_train=36, num_val=18)
+    clutter_classes.generate(str(again), num_train=36, num_val=18)
+    clutter_classes.generate(str(other), num_train=36, num_val=18, seed=1)
+    assert _digest(first) == _digest(again) != _digest(other)
+    for split, per_class in (("train", 4), ("val", 2)):
+        folder = ImageFolder(str(first / split))
+        assert sorted(folder.classes) == sorted(CLUTTER_CLASSES)
+        assert Counter(folder.targets) == {i: per_class for i in range(9)}
+        assert folder[0][0].size == (clutter_classes.IMAGE_SIZE, clutter_classes.IMAGE_SIZE)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from functools import partial
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -176,18 +177,21 @@ def _category(rng: np.random.Generator, person_share: float | None) -> str:
         1 + rng.integers(len(CLUTTER_CLASSES) - 1)]
 
 
-def _make_image(rng: np.random.Generator, size: int, person_share: float | None = None
-                ) -> tuple[np.ndarray, list[_Object], np.ndarray]:
+def make_image(rng: np.random.Generator, size: int, person_share: float | None = None,
+               categories: Sequence[str] | None = None
+               ) -> tuple[np.ndarray, list[_Object], np.ndarray]:
     """One RGB image, its objects and the owner map (which object each pixel shows, -1: none);
-    ``person_share``: see ``_category``."""
+    ``person_share``: see ``_category``; ``categories``: the classes to place instead of 1 to 6
+    random ones (an object that finds no place is left out)."""
     image = _background(rng, size)
     for _ in range(rng.integers(_DISTRACTORS[0], _DISTRACTORS[1] + 1)):
         mask = _blob(rng, size) if rng.random() < 0.6 else _stroke(rng, size, 4)
         image[mask] = _texture(rng, mask, vivid=True)
     objects: list[_Object] = []
     owner = np.full((size, size), -1, np.int32)
-    for _ in range(rng.integers(_OBJECTS[0], _OBJECTS[1] + 1)):
-        category = _category(rng, person_share)
+    count = len(categories) if categories else rng.integers(_OBJECTS[0], _OBJECTS[1] + 1)
+    for index in range(count):  # each class drawn just before its placement: same stream
+        category = categories[index] if categories else _category(rng, person_share)
         for _ in range(_PLACEMENT_TRIES):
             obj = _sample_object(rng, category, size)
             if obj is None:
@@ -243,7 +247,7 @@ def _write_split(root: str, split: str, num_images: int, size: int, seed: int,
     os.makedirs(image_dir(root, split), exist_ok=True)
     images, annotations = [], []
     for image_id in range(1, num_images + 1):
-        image, objects, owner = _make_image(rng, size, person_share)
+        image, objects, owner = make_image(rng, size, person_share)
         file_name = f"{image_id:06d}.png"
         cv2.imwrite(os.path.join(image_dir(root, split), file_name),
                     cv2.cvtColor(image, cv2.COLOR_RGB2BGR))

@@ -62,7 +62,8 @@ def write_splits(name: str, write_split: SplitWriter, root: str, num_train: int,
 
 def generator_main(argv: Optional[Sequence[str]], description: str,
                    generate: Callable[[str, int, int, int, int], None],
-                   out: Optional[str], num_train: int, num_val: int) -> None:
+                   out: Optional[str], num_train: int, num_val: int,
+                   image_size: int = 128) -> None:
     """Command line of a generator: ``--out`` (required unless ``out`` gives a default),
     ``--seed``, ``--num-train``, ``--num-val``, ``--image-size``, passed to ``generate``."""
     parser = argparse.ArgumentParser(description=description)
@@ -70,6 +71,6 @@ def generator_main(argv: Optional[Sequence[str]], description: str,
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-train", type=int, default=num_train)
     parser.add_argument("--num-val", type=int, default=num_val)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--image-size", type=int, default=image_size)
     args = parser.parse_args(argv)
     generate(args.out, args.num_train, args.num_val, args.image_size, args.seed)
