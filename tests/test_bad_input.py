@@ -18,10 +18,11 @@ from PIL import Image
 from torch import nn
 
 import slimdet
-from helpers import SYNTHETIC_CONFIG, tool
+from helpers import SYNTHETIC_CONFIG
 from slimdet.data.datasets import KEYPOINT_FLIP_MAP, KEYPOINT_NAMES
 from slimdet.data.synthetic import generate
 from slimdet.engine import SlimmableTrainer
+from slimdet.engine.run_setup import check_devices, setup_run
 
 KEYPOINT_CONFIG = SYNTHETIC_CONFIG.with_name("slim_keypoint_rcnn_R18_FPN.yaml")
 SMALL = ["INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "SOLVER.IMS_PER_BATCH", 4,
@@ -188,7 +189,7 @@ def test_bad_widths_fail_before_the_output_folder_is_made(tmp_path, opts, messag
     args = default_argument_parser().parse_args(
         ["--config-file", str(SYNTHETIC_CONFIG), *opts, "OUTPUT_DIR", str(tmp_path / "out")])
     with pytest.raises(ValueError, match=message):
-        tool("train_net").setup(args)
+        setup_run(args)
     assert not (tmp_path / "out").exists()
 
 
@@ -211,7 +212,7 @@ def test_checkpoint_of_another_architecture_fails_before_training(data, tmp_path
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_gpus_this_machine_lacks_fail_before_launch():
-    check = tool("train_net").check_devices
+    check = check_devices
     with pytest.raises(SystemExit, match=r"--num-gpus 4: this machine has 0 CUDA device\(s\); "
                                          r"pass --num-gpus 1"):
         check("cpu", 4)

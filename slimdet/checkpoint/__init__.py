@@ -1,4 +1,5 @@
 """Checkpoint loading for slimmable models, and conversion of ImageNet-pretrained backbones."""
+from .backbone_weights import FPN_BACKBONE_PREFIX, backbone_checkpoint
 from .pretrained import (SOURCE_FORMATS, ConvertedBackbone, convert_pretrained,
                          convert_pretrained_file, load_state_dict_file)
 from .slimmable_checkpointer import SlimmableCheckpointer, reading_checkpoint

@@ -22,12 +22,13 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
+from detectron2.data.build import trivial_batch_collator
 from detectron2.utils import comm
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..utils.rng import preserved_rng
 
-__all__ = ["ResumableBatchSampler", "SeededMapDataset", "aspect_groups"]
+__all__ = ["ResumableBatchSampler", "SeededMapDataset", "aspect_groups", "resumable_loader"]
 
 Position = tuple[int, int]  # (position in the stream, dataset index)
 
@@ -134,3 +135,18 @@ class SeededMapDataset(Dataset):
             index = fallback.randrange(len(self.dataset_dicts))
         raise RuntimeError(f"the mapper rejected 100 records in a row, starting at stream "
                            f"position {position}; check the dataset's annotations")
+
+
+def resumable_loader(dataset_dicts: Sequence[dict], mapper: Callable[[dict], Any],
+                     total_batch_size: int, seed: int, aspect_grouping: bool,
+                     num_workers: int) -> DataLoader:
+    """The exactly resumable training stream of ``dataset_dicts`` mapped by ``mapper``: this
+    process's share of ``total_batch_size`` records per batch, seeded by ``seed``, grouped by
+    aspect ratio if ``aspect_grouping``; a checkpoint resumes it through its batch sampler's
+    ``seed`` and ``start``."""
+    groups = aspect_groups(dataset_dicts) if aspect_grouping else None
+    return DataLoader(SeededMapDataset(dataset_dicts, mapper, seed),
+                      batch_sampler=ResumableBatchSampler(len(dataset_dicts), total_batch_size,
+                                                          seed, groups),
+                      num_workers=num_workers, collate_fn=trivial_batch_collator,
+                      generator=torch.Generator().manual_seed(seed))

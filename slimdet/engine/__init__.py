@@ -4,6 +4,7 @@ from .distillation import InplaceDistillation
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
 from .slimmable_loop import SlimmableAMPTrainer, SlimmableSimpleTrainer, WidthsStep
 from .slimmable_trainer import SlimmableTrainer
+from .classification_trainer import ClassificationTrainer
 from .width_sampling import FixedWidths, SandwichWidths, width_schedule
 
 __all__ = [k for k in globals() if not k.startswith("_")]

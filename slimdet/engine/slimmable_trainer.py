@@ -12,7 +12,7 @@ from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 # Detectron2 exposes the train loader's arguments (datasets after filtering, mapper, batch
 # size) only through this function, which its own build_detection_train_loader calls.
-from detectron2.data.build import _train_loader_from_config, trivial_batch_collator
+from detectron2.data.build import _train_loader_from_config
 from detectron2.engine import DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
 from detectron2.evaluation import (COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators,
                                    LVISEvaluator, SemSegEvaluator)
@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader
 
 from ..checkpoint import SlimmableCheckpointer
 from ..config import eval_widths, validate_slimmable_config
-from ..data.resumable import ResumableBatchSampler, SeededMapDataset, aspect_groups
+from ..data.resumable import ResumableBatchSampler, resumable_loader
 from ..evaluation import FastCOCOEvaluator, evaluate_widths
 from ..solver import full_model_clipping
-from ..utils.rng import preserved_rng, rng_states, set_rng_states
+from ..utils.rng import preserved_rng, rng_states, set_rng_states, train_seed
 from .calibration import calibrate_norms, needs_calibration
 from .distillation import distillation_from_config
 from .slimmable_loop import SlimmableAMPTrainer, SlimmableSimpleTrainer
@@ -79,7 +79,7 @@ class SlimmableTrainer(DefaultTrainer):
         ``SlimmableSimpleTrainer``, over ``width_schedule(cfg)`` (seeded by ``SEED``, or a
         random seed shared by all processes), with the config's distillation, loss reduction
         and gradient probe."""
-        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
+        seed = train_seed(cfg)
         s = cfg.MODEL.SLIMMABLE
         loop = SlimmableAMPTrainer if cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
         return loop(model, data_loader, optimizer, width_schedule(cfg, seed),
@@ -119,14 +119,9 @@ class SlimmableTrainer(DefaultTrainer):
                            cfg.DATALOADER.SAMPLER_TRAIN)
             return super().build_train_loader(cfg)
         args = _train_loader_from_config(cfg, sampler=())  # () skips Detectron2's sampler
-        dicts = args["dataset"]
-        seed = cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
-        groups = aspect_groups(dicts) if args["aspect_ratio_grouping"] else None
-        return DataLoader(SeededMapDataset(dicts, args["mapper"], seed),
-                          batch_sampler=ResumableBatchSampler(len(dicts), args["total_batch_size"],
-                                                              seed, groups),
-                          num_workers=args["num_workers"], collate_fn=trivial_batch_collator,
-                          generator=torch.Generator().manual_seed(seed))
+        return resumable_loader(args["dataset"], args["mapper"], args["total_batch_size"],
+                                train_seed(cfg), args["aspect_ratio_grouping"],
+                                args["num_workers"])
 
     def _resumable_loader(self) -> DataLoader | None:
         loader = self._trainer.data_loader
@@ -186,7 +181,7 @@ class SlimmableTrainer(DefaultTrainer):
         def run(width: float, output_folder: str) -> dict:
             evals = evaluators or [cls.build_evaluator(cfg, name, os.path.join(output_folder, name))
                                    for name in cfg.DATASETS.TEST]
-            return DefaultTrainer.test(cfg, model, evals)
+            return super(SlimmableTrainer, cls).test(cfg, model, evals)  # cls: its loaders
 
         with preserved_rng():  # evaluating must not shift the training's random stream
             if needs_calibration(model):

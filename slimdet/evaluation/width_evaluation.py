@@ -26,7 +26,8 @@ logger = logging.getLogger(__name__)
 # (column title, task, metric) of the summary table; tasks the model lacks are left out.
 COLUMNS = [("box AP", "bbox", "AP"), ("AP50", "bbox", "AP50"), ("AP75", "bbox", "AP75"),
            ("mask AP", "segm", "AP"), ("keypoint AP", "keypoints", "AP"),
-           ("mIoU", "sem_seg", "mIoU"), ("PQ", "panoptic_seg", "PQ")]
+           ("mIoU", "sem_seg", "mIoU"), ("PQ", "panoptic_seg", "PQ"),
+           ("top-1", "classification", "top1")]
 
 
 def _task_results(results: dict) -> dict:

@@ -11,8 +11,10 @@ from typing import Any, Iterator
 
 import numpy as np
 import torch
+from detectron2.config import CfgNode
+from detectron2.utils import comm
 
-__all__ = ["rng_states", "set_rng_states", "preserved_rng"]
+__all__ = ["rng_states", "set_rng_states", "preserved_rng", "train_seed"]
 
 
 def rng_states() -> dict[str, Any]:
@@ -47,3 +49,9 @@ def preserved_rng() -> Iterator[None]:
         yield
     finally:
         set_rng_states(states)
+
+
+def train_seed(cfg: CfgNode) -> int:
+    """``SEED`` of the training stream and width sampling, or, if it is negative, a random seed
+    that every process shares."""
+    return cfg.SEED if cfg.SEED >= 0 else comm.shared_random_seed()
