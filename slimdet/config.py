@@ -24,6 +24,7 @@ def add_slimmable_config(cfg: CN) -> None:
     cfg.MODEL.SLIMMABLE.WIDTHS = [0.25, 0.5, 0.75, 1.0]
     # Widths visited on every training iteration (gradients summed before one optimizer step);
     # empty: all of WIDTHS. A single width trains an individual model with the same code path.
+    # A universal model trains these widths instead of following the sandwich rule.
     cfg.MODEL.SLIMMABLE.TRAIN_WIDTHS = []
     # Widths evaluated by the per-width evaluator; empty: all of WIDTHS.
     cfg.MODEL.SLIMMABLE.TEST_WIDTHS = []
@@ -83,9 +84,6 @@ def validate_slimmable_config(cfg: CN) -> None:
             raise ValueError("a universal model (MODEL.SLIMMABLE.UNIVERSAL) runs between "
                              "min(WIDTHS) and 1.0: WIDTHS needs 1.0 and a narrower width, got "
                              f"{widths}")
-        if s.TRAIN_WIDTHS:
-            raise ValueError("MODEL.SLIMMABLE.TRAIN_WIDTHS is for a width list; a universal "
-                             "model trains by the sandwich rule (SANDWICH_WIDTHS)")
         if s.SANDWICH_WIDTHS < 2:
             raise ValueError("MODEL.SLIMMABLE.SANDWICH_WIDTHS must be at least 2 (the widest and "
                              f"the narrowest), got {s.SANDWICH_WIDTHS}")
@@ -164,7 +162,8 @@ def _resolved(cfg: CN, key: str) -> list[float]:
 
 def train_widths(cfg: CN) -> list[float]:
     """The widths every training iteration visits: ``TRAIN_WIDTHS``, or all if it is empty
-    (universal models: the widths the sandwich rule may draw are in ``universal_range``)."""
+    (a universal model with no ``TRAIN_WIDTHS`` follows the sandwich rule over
+    ``universal_range`` instead)."""
     return _resolved(cfg, "TRAIN_WIDTHS")
 
 

@@ -16,7 +16,8 @@ import slimdet
 from helpers import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       load_leading_slices, randomize_norms, slim_cfg, synthetic_cfg,
                       tiny_train_cfg, universal_gn_groups)
-from slimdet.engine import InplaceDistillation, SandwichWidths, SlimmableTrainer, calibrate_norms
+from slimdet.engine import (FixedWidths, InplaceDistillation, SandwichWidths, SlimmableTrainer,
+                            calibrate_norms, width_schedule)
 from slimdet.engine import forward_backward_widths
 from slimdet.engine.distillation import GROUND_TRUTH_CLS, _predicted_class_l1
 from slimdet.layers import SlimConv2d, SlimmableModule
@@ -146,6 +147,16 @@ def test_calibration_reproduces_batch_statistics_computed_directly(tiny_data, tm
     fresh = build_model(cfg)
     fresh.load_state_dict(model.state_dict())
     assert fresh.backbone.bottom_up.stem.conv1.norm.calibrated_widths.tolist() == [0.6]
+
+
+def test_universal_model_with_train_widths_trains_that_list_instead_of_sampling():
+    listed = synthetic_cfg(*UNIVERSAL, "MODEL.SLIMMABLE.TRAIN_WIDTHS", [0.25, 0.5, 0.75, 1.0])
+    schedule = width_schedule(listed, seed=3)
+    assert isinstance(schedule, FixedWidths) and schedule(0) == schedule(7) == [1.0, 0.75, 0.5,
+                                                                                 0.25]
+    assert isinstance(width_schedule(synthetic_cfg(*UNIVERSAL), seed=3), SandwichWidths)
+    with pytest.raises(ValueError, match=r"TRAIN_WIDTHS has widths \[0.2\] not in the universal"):
+        width_schedule(synthetic_cfg(*UNIVERSAL, "MODEL.SLIMMABLE.TRAIN_WIDTHS", [0.2, 1.0]), 3)
 
 
 def test_sandwich_rule_is_a_function_of_seed_and_iteration():

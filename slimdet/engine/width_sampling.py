@@ -50,9 +50,11 @@ class SandwichWidths(WidthSchedule):
 
 
 def width_schedule(cfg: CfgNode, seed: int) -> WidthSchedule:
-    """``TRAIN_WIDTHS`` on every iteration, or for a universal model the sandwich rule over its
-    range with ``SANDWICH_WIDTHS`` widths, drawn from ``seed``."""
+    """``TRAIN_WIDTHS`` on every iteration, or for a universal model without ``TRAIN_WIDTHS``
+    the sandwich rule over its range with ``SANDWICH_WIDTHS`` widths, drawn from ``seed`` (with
+    ``TRAIN_WIDTHS``, a universal model trains those widths only: its shared norms without the
+    sampling)."""
     width_range = universal_range(cfg)
-    if width_range is None:
+    if width_range is None or cfg.MODEL.SLIMMABLE.TRAIN_WIDTHS:
         return FixedWidths(train_widths(cfg))
     return SandwichWidths(*width_range, cfg.MODEL.SLIMMABLE.SANDWICH_WIDTHS, seed)
