@@ -9,6 +9,7 @@ TASK ?= mask
 RECIPES ?= sum
 JOBS ?= 2
 RECORDS ?=
+PRETRAINED ?=
 
 .PHONY: help setup test demo compare lint clean
 
@@ -16,7 +17,7 @@ help:
 	@echo "make setup  - create .venv (or use PYTHON / active venv), install torch, detectron2, slimdet"
 	@echo "make test   - setup, then run the test suite"
 	@echo "make demo   - setup, generate synthetic data, train the slimmable Mask R-CNN, evaluate every width"
-	@echo "make compare [TASK=mask|keypoint|faster] [SEEDS=\"0 1 2\"] [RECIPES=\"sum mean clip\"] [JOBS=2] [RECORDS=DIR]"
+	@echo "make compare [TASK=mask|keypoint|faster] [SEEDS=\"0 1 2\"] [RECIPES=\"sum mean clip\"] [JOBS=2] [RECORDS=DIR] [PRETRAINED=1]"
 	@echo "             - setup, generate the clutter data, train the slimmable R-CNN and one"
 	@echo "               individual model per width, seed and recipe, compare them"
 	@echo "make lint   - setup, then ruff check ."
@@ -35,7 +36,7 @@ demo: setup
 
 compare: setup
 	$(PY_CMD) tools/compare_study.py --task $(TASK) --seeds $(SEEDS) --recipes $(RECIPES) \
-		--jobs $(JOBS) --output output/compare_$(TASK) $(if $(RECORDS),--records $(RECORDS))
+		--jobs $(JOBS) --output output/compare_$(TASK) $(if $(RECORDS),--records $(RECORDS)) $(if $(PRETRAINED),--pretrained)
 
 clean:
 	rm -rf output/demo output/compare_* datasets/synthetic datasets/clutter datasets/clutter_people datasets/clutter_classes

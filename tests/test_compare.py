@@ -6,8 +6,9 @@ import json
 import pytest
 
 from helpers import WIDTHS, synthetic_cfg, tool
-from slimdet.data import clutter
+from slimdet.data import clutter, clutter_classes
 from slimdet.study import TASKS, plan_study, recipes
+from slimdet.study.plan import PAPER_SETTING
 from slimdet.study.records import RECORD_FILES, restore_records, save_records
 from slimdet.study.report import write_reports
 from slimdet.study.runner import finished
@@ -202,3 +203,38 @@ def test_records_carry_finished_runs_to_another_output_and_are_reported(tmp_path
     (folder,) = write_reports(runs, [recipes()["sum"]], str(fresh), bootstrap=0)
     table = json.loads((tmp_path / "fresh" / "report" / "comparison.json").read_text())["rows"]
     assert folder.endswith("report") and table[1]["box AP"]["paired"]["mean"] == 6.0
+
+
+def test_pretrained_plan_pretrains_once_and_starts_each_family_from_its_own_backbone():
+    runs = {r.name: r for r in plan_study(TASKS["mask"].config_file, [0, 1], [],
+                                           [recipes()["sum"]], pretrained=True, output="out")}
+    assert list(runs)[:2] == ["pretrain_snet", "pretrain_inet_w1"]
+    assert runs["pretrain_snet"].opts[-1] == "[0.25, 0.5, 0.75, 1.0]"  # the detector's order
+    snet, inet = runs["snet_pt_s1"], runs["inet_w0.5_pt_s0"]
+    assert snet.after == ("pretrain_snet",) and inet.after == ("pretrain_inet_w0.5",)
+    assert "out/pretrain_inet_w0.5/backbone.pth" in inet.opts and inet.family == "inet_pt"
+    assert " ".join(PAPER_SETTING) in " ".join(snet.opts)
+    assert runs["pretrain_inet_w0.25"].tool == "pretrain_backbone" and snet.tool == "train_net"
+    with pytest.raises(ValueError, match="pretrained study .* S-Nets and I-Nets only"):
+        plan_study(TASKS["mask"].config_file, [0], [], [recipes()["sum"]], universal=True,
+                   pretrained=True)
+
+
+@pytest.mark.slow
+def test_pretrained_study_pretrains_then_fine_tunes_and_reports(tmp_path, monkeypatch):
+    monkeypatch.setenv("SLIMDET_DATASETS", str(tmp_path))  # where the child processes look
+    clutter.generate(str(tmp_path / "clutter"), num_train=4, num_val=2, seed=0)
+    clutter_classes.generate(str(tmp_path / "clutter_classes"), num_train=18, num_val=9)
+    study = tool("compare_study").main([
+        "--pretrained", "--pretrain-opts", "SOLVER.MAX_ITER 2 SOLVER.IMS_PER_BATCH 4 "
+        "DATALOADER.NUM_WORKERS 0", "--jobs", "2", "--bootstrap", "0", "--output",
+        str(tmp_path / "study"), "--progress-every", "1", "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]",
+        "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"])
+    assert set(study["runs"]) == {"pretrain_snet", "pretrain_inet_w1", "pretrain_inet_w0.5",
+                                  "snet_pt_s0", "inet_w1_pt_s0", "inet_w0.5_pt_s0"}
+    report = tmp_path / "study" / "report_pretrained"
+    rows = json.loads((report / "comparison.json").read_text())["rows"]
+    assert [row["width"] for row in rows] == [0.5, 1.0]
+    assert (report / "pretraining.md").read_text().count("\n| ") == 2  # one row per width
+    config = (tmp_path / "study" / "snet_pt_s0" / "config.yaml").read_text()
+    assert "NORM: FrozenBN" in config and "pretrain_snet/backbone.pth" in config

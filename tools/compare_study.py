@@ -22,10 +22,17 @@ whole study are printed every 30 s; each run's own log is OUTPUT/<run>/log.txt. 
 keeps each finished run's results (per_width_results.json, config.yaml) in DIR, e.g.
 docs/studies/clutter_mask, and reports the runs found there instead of training them: a study
 can span sessions and machines (the bootstrap covers the seeds whose predictions are here).
+--pretrained follows the paper's protocol: it pretrains (once, kept like any run) a slimmable
+ResNet and one ResNet per width on the clutter classes (tools/pretrain_backbone.py,
+configs/Pretrain/clutter_classes_R18.yaml, --pretrain-opts overrides), then trains the S-Net
+(snet_pt_s<seed>) and the I-Nets (inet_w<w>_pt_s<seed>) from them with only the backbone slimmed
+and its norms frozen, reported in OUTPUT/report[_recipe]_pretrained/ with the pretraining's
+top-1 per width (pretraining.md). The from-scratch study is the same command without it.
 """
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Optional, Sequence
 
 from slimdet.study import TASKS, recipes
@@ -52,6 +59,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--records", metavar="DIR",
                         help="keep each finished run's results (a few kB) in DIR and report the "
                         "runs found there instead of training them")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="the paper's protocol: pretrain a slimmable ResNet and one ResNet "
+                        "per width on the clutter classes, then fine-tune in the paper's setting")
+    parser.add_argument("--pretrain-opts", default="", metavar="'KEY VALUE ...'",
+                        help="config overrides of the pretraining runs, in one string")
     parser.add_argument("--progress-every", type=float, default=30, metavar="SECONDS")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     return parser.parse_args(argv)
@@ -63,7 +75,9 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     return run_and_report(args.task, args.seeds, chosen, args.output, args.opts,
                           config_file=args.config_file, universal=args.universal,
                           distill=args.distill, jobs=args.jobs, bootstrap=args.bootstrap,
-                          records=args.records, progress_every=args.progress_every)
+                          records=args.records, progress_every=args.progress_every,
+                          pretrained=args.pretrained,
+                          pretrain_opts=shlex.split(args.pretrain_opts))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
                    output: str, opts: Sequence[str] = (), *, config_file: Optional[str] = None,
                    universal: bool = False, distill: bool = False, jobs: int = 1,
                    bootstrap: int = 0, records: Optional[str] = None,
-                   progress_every: float = 30) -> dict:
+                   progress_every: float = 30, pretrained: bool = False,
+                   pretrain_opts: Sequence[str] = ()) -> dict:
     """Generate the task's dataset if missing, train every run of the plan not finished under
     ``output`` and write the reports; returns the study record (``run_study``).
 
@@ -30,14 +31,22 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
         output, jobs, progress_every: where and how the runs train (``run_study``).
         bootstrap: paired resamplings of the validation images per seed in the reports.
         records: a folder of run records (``records``): runs found there are restored instead
-            of trained, and every run finished here is saved there.
+            of trained, and every run finished here is saved there (pretraining runs are
+            trained again where a later run needs their backbone file).
+        pretrained, pretrain_opts: the paper's protocol (``plan_study``) and overrides of its
+            pretraining runs.
     """
     config_file = config_file or TASKS[task].config_file
     data = default_root(TASKS[task].dataset)  # where the training processes read it
     if not os.path.isfile(annotation_path(data, "instances", "val")):
         subprocess.run([sys.executable, "-m", TASKS[task].generator, "--out", data], check=True)
-    runs = plan_study(config_file, seeds, opts, recipe_list, universal, distill)
-    names = [run.name for run in runs]
+    classes = default_root("clutter_classes")
+    if pretrained and not os.path.isdir(os.path.join(classes, "val")):
+        subprocess.run([sys.executable, "-m", "slimdet.data.clutter_classes", "--out", classes],
+                       check=True)
+    runs = plan_study(config_file, seeds, opts, recipe_list, universal, distill, pretrained,
+                      output, pretrain_opts)
+    names = [run.name for run in runs if run.family != "pretrain"]  # their backbones stay here
     on_finished = None
     if records:
         for name in restore_records(records, output, names):

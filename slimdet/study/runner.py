@@ -69,10 +69,20 @@ class Progress:
 
 
 def _command(config_file: str, opts: Sequence[str], run: StudyRun, folder: str) -> list[str]:
-    train_net = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "tools", "train_net.py")
-    return [sys.executable, train_net, "--resume", "--config-file", config_file, *opts,
-            *run.opts, "OUTPUT_DIR", folder]
+    """The run's tool on its own config, or on the study's with the study's overrides."""
+    tool = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "tools", f"{run.tool}.py")
+    study_opts = list(opts) if run.config_file is None else []
+    return [sys.executable, tool, "--resume", "--config-file", run.config_file or config_file,
+            *study_opts, *run.opts, "OUTPUT_DIR", folder]
+
+
+def _next_ready(pending: list[tuple[int, StudyRun]], output: str) -> int | None:
+    """Position in ``pending`` of the first run whose ``after`` runs have finished."""
+    for position, (_, run) in enumerate(pending):
+        if all(finished(os.path.join(output, name)) for name in run.after):
+            return position
+    return None
 
 
 def _failure(run: StudyRun, folder: str, code: int) -> SystemExit:
@@ -123,7 +133,13 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
     try:
         while pending or active:
             while pending and len(active) < jobs:
-                index, run = pending.pop(0)
+                ready = _next_ready(pending, output)
+                if ready is None:
+                    if not active:
+                        waiting = {run.name: run.after for _, run in pending}
+                        raise SystemExit(f"runs wait for runs that will not finish: {waiting}")
+                    break
+                index, run = pending.pop(ready)
                 folder = os.path.join(output, run.name)
                 os.makedirs(folder, exist_ok=True)
                 print(f"[study] run {index + 1}/{len(runs)} {run.name}: training "
