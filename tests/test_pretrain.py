@@ -7,6 +7,7 @@ import json
 
 import pytest
 import torch
+from detectron2.engine import default_argument_parser
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
@@ -68,7 +69,7 @@ def test_pretrain_tool_reports_top1_per_width_and_its_backbone_loads_into_a_dete
     for split in ("train", "val"):
         register_image_folder(f"pretrain_test_{split}", str(root / split), CLUTTER_CLASSES)
     out, pretrain = tmp_path / "out", tool("pretrain_backbone")
-    pretrain.main(pretrain.default_argument_parser().parse_args(
+    pretrain.main(default_argument_parser().parse_args(
         ["--config-file", CONFIG, "DATASETS.TRAIN", "('pretrain_test_train',)",
          "DATASETS.TEST", "('pretrain_test_val',)", "SOLVER.MAX_ITER", "2",
          "SOLVER.IMS_PER_BATCH", "6", "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(out)]))

@@ -17,21 +17,17 @@ and MODEL.SLIMMABLE.WIDTHS (e.g. MODEL.RESNETS.NORM FrozenBN to fine-tune with f
 import os
 
 import torch
-from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 
-from slimdet.checkpoint import SlimmableCheckpointer, backbone_checkpoint
+from slimdet.checkpoint import backbone_checkpoint
 from slimdet.engine import ClassificationTrainer
-from slimdet.engine.run_setup import check_devices, setup_run
+from slimdet.engine.run_setup import evaluate_checkpoint, launch_command, setup_run
 
 
 def main(args):
     cfg = setup_run(args)
     if args.eval_only:
-        model = ClassificationTrainer.build_model(cfg)
-        SlimmableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume)
-        return ClassificationTrainer.test(cfg, model)
+        return evaluate_checkpoint(ClassificationTrainer, cfg, args)
     trainer = ClassificationTrainer(cfg)
     trainer.resume_or_load(resume=args.resume)
     results = trainer.train()
@@ -44,8 +40,4 @@ def main(args):
 
 
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    print("Command Line Args:", args)
-    check_devices("cpu", args.num_gpus)  # before launch spawns processes
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    launch_command(main)

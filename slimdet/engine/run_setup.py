@@ -1,19 +1,23 @@
-"""What a training command does before any work: its config from ``--config-file`` and the
-overrides, checked, and Detectron2's ``default_setup`` (output folder, logs, seeds)."""
+"""What the training commands share: Detectron2's command line and ``launch``, the config
+from ``--config-file`` and the overrides, checked before any work, Detectron2's
+``default_setup`` (output folder, logs, seeds), and ``--eval-only``."""
 from __future__ import annotations
 
 import argparse
+from collections import OrderedDict
+from typing import Callable
 
 import torch
 from detectron2.config import CfgNode
-from detectron2.engine import default_setup
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from ..checkpoint import SlimmableCheckpointer
 from ..config import validate_slimmable_config
 from ..utils.model_setup import load_slimmable_config
 
-__all__ = ["setup_run", "check_devices"]
+__all__ = ["setup_run", "check_devices", "evaluate_checkpoint", "launch_command"]
 
 
 def check_devices(device: str, num_gpus: int) -> None:
@@ -37,3 +41,23 @@ def setup_run(args: argparse.Namespace) -> CfgNode:
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="slimdet")
     return cfg
+
+
+def evaluate_checkpoint(trainer: type[DefaultTrainer], cfg: CfgNode,
+                        args: argparse.Namespace) -> OrderedDict:
+    """``--eval-only``: the model of ``cfg`` with ``MODEL.WEIGHTS`` (``--resume``: the last
+    checkpoint of ``OUTPUT_DIR``), tested at every width by ``trainer.test``."""
+    model = trainer.build_model(cfg)
+    SlimmableCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+        cfg.MODEL.WEIGHTS, resume=args.resume)
+    return trainer.test(cfg, model)
+
+
+def launch_command(main: Callable[[argparse.Namespace], object]) -> None:
+    """Parse Detectron2's command line and ``launch`` ``main(args)`` on ``--num-gpus``
+    processes, after checking that the machine has them."""
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    check_devices("cpu", args.num_gpus)  # before launch spawns processes
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
