@@ -71,6 +71,11 @@ def add_slimmable_config(cfg: CN) -> None:
     # trains the student's classifiers on the teacher's soft labels instead (as the reference
     # training loop of slimmable networks does), values between mix the two.
     cfg.MODEL.SLIMMABLE.DISTILL.GT_CLS_WEIGHT = 1.0
+    # ROI box distillation: "mimic" (smooth L1 towards the teacher's deltas) or "bounded" (the
+    # teacher's squared error to the ground truth bounds the student's, which counts only above
+    # it minus BOUND_MARGIN: Chen et al., NeurIPS 2017).
+    cfg.MODEL.SLIMMABLE.DISTILL.ROI_LOC_MODE = "mimic"
+    cfg.MODEL.SLIMMABLE.DISTILL.BOUND_MARGIN = 0.0
 
 
 def validate_slimmable_config(cfg: CN) -> None:

@@ -9,6 +9,7 @@ import pytest
 import torch
 from detectron2.data import build_detection_train_loader
 from detectron2.modeling import build_backbone, build_model
+from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.structures import BitMasks, Boxes, Instances
 from detectron2.utils.events import EventStorage
 
@@ -19,7 +20,8 @@ from helpers import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
 from slimdet.engine import (FixedWidths, InplaceDistillation, SandwichWidths, SlimmableTrainer,
                             calibrate_norms, width_schedule)
 from slimdet.engine import forward_backward_widths
-from slimdet.engine.distillation import GROUND_TRUTH_CLS, _predicted_class_l1
+from slimdet.engine.distillation import (GROUND_TRUTH_CLS, _predicted_class_l1,
+                                        teacher_bounded_l2)
 from slimdet.layers import SlimConv2d, SlimmableModule
 from slimdet.modeling.conversion import build_slimmable
 from slimdet.modeling.stock_config import stock_group_norm_groups
@@ -264,6 +266,41 @@ def test_soft_targets_replace_or_mix_with_the_students_ground_truth_classificati
         assert none[0.5][name].item() == pytest.approx(full[0.5][name].item(), rel=1e-5)
     with pytest.raises(ValueError, match="ground-truth classification weight must be >= 0"):
         InplaceDistillation({}, gt_cls_weight=-1)
+
+
+def test_bounded_box_distillation_counts_only_errors_above_the_teachers():
+    """Chen et al.'s bound: one foreground region (class 1 of 2) and one background region;
+    the student's squared error to the ground-truth deltas counts where it exceeds the
+    teacher's (minus the margin), normalised by both regions."""
+    transform = Box2BoxTransform(weights=(10.0, 10.0, 5.0, 5.0))
+    sampled = Instances((64, 64), proposal_boxes=Boxes(torch.tensor([[0.0, 0, 20, 20],
+                                                                       [30, 30, 40, 40]])),
+                        gt_boxes=Boxes(torch.tensor([[2.0, 2, 22, 22], [0, 0, 1, 1]])),
+                        gt_classes=torch.tensor([1, 2]))
+    target = transform.get_deltas(sampled.proposal_boxes.tensor[:1], sampled.gt_boxes.tensor[:1])
+    teacher = torch.zeros(2, 8)
+    teacher[0, 4:8] = target[0] + 0.5  # error 4 * 0.25 = 1
+    student = teacher.clone()
+    student[0, 4:8] = target[0] + 1.0  # error 4: above the teacher's
+    student[1] += 100.0  # the background region and class 0's deltas do not count
+    loss = teacher_bounded_l2(student, teacher, [sampled], transform, num_classes=2)
+    assert loss.item() == pytest.approx(4.0 / 2)
+    student[0, 4:8] = target[0] + 0.25  # error 0.25: better than the teacher
+    assert teacher_bounded_l2(student, teacher, [sampled], transform, 2).item() == 0.0
+    assert teacher_bounded_l2(student, teacher, [sampled], transform, 2, margin=1.0).item() == (
+        pytest.approx(0.25 / 2))
+    with pytest.raises(ValueError, match="unknown ROI box distillation 'copy'"):
+        InplaceDistillation({}, roi_loc_mode="copy")
+
+
+def test_bounded_box_distillation_trains_a_student():
+    model = build_model(synthetic_cfg(*DETERMINISTIC)).train()
+    distill = InplaceDistillation({"roi_loc": 1.0}, roi_loc_mode="bounded")
+    torch.manual_seed(0)
+    with EventStorage():
+        losses = forward_backward_widths(model, _batch(), [1.0, 0.5], distillation=distill)
+    value = losses[0.5]["distill_roi_loc"]
+    assert torch.isfinite(value) and value >= 0 and "distill_roi_loc" not in losses[1.0]
 
 
 def test_distillation_gradients_do_not_reach_the_teacher():

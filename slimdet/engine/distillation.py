@@ -12,6 +12,12 @@ What is distilled, and why it fits a detector:
   once more on the regions the teacher's ROI heads sampled, so both classify the same boxes:
   KL divergence of the class distributions, and smooth L1 of the deltas of the class the
   teacher predicts, on the proposals it calls foreground.
+* **ROI box deltas bounded by the teacher** (``roi_loc_mode="bounded"``, Chen et al., NeurIPS
+  2017, "Learning Efficient Object Detection Models with Knowledge Distillation"): instead of
+  regressing towards the teacher's deltas, which are wrong on many regions while it learns, the
+  student's squared error to the ground-truth deltas on the teacher's foreground regions
+  counts only where it exceeds the teacher's error (plus a margin): the teacher is an upper
+  bound on the error, not a target.
 * **Scale.** The box terms are normalised as the ground-truth losses they mirror: the RPN's by
   the anchors the RPN samples per batch, the ROI's by the sampled regions. Normalised by the
   teacher's confident anchors instead, a teacher sure of few anchors put all the weight on them
@@ -35,12 +41,15 @@ import torch.nn.functional as F
 from detectron2.config import CfgNode
 from detectron2.modeling import GeneralizedRCNN, StandardROIHeads
 from detectron2.modeling.proposal_generator import RPN
+from detectron2.structures import Instances
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ["InplaceDistillation", "distillation_from_config", "GROUND_TRUTH_CLS"]
+__all__ = ["InplaceDistillation", "distillation_from_config", "GROUND_TRUTH_CLS",
+           "ROI_LOC_MODES", "teacher_bounded_l2"]
 
 _LOSSES = ("rpn_cls", "rpn_loc", "roi_cls", "roi_loc", "fpn")
+ROI_LOC_MODES = ("mimic", "bounded")
 # Detectron2's ground-truth classification losses that the soft targets rpn_cls, roi_cls mirror.
 GROUND_TRUTH_CLS = ("loss_rpn_cls", "loss_cls")
 
@@ -60,19 +69,26 @@ class InplaceDistillation:
         start_iter: the first training iteration that distils (``active``).
         gt_cls_weight: weight of a student's ground-truth classification losses
             (``GROUND_TRUTH_CLS``), which the ``rpn_cls`` and ``roi_cls`` targets mirror.
+        roi_loc_mode, bound_margin: ``"mimic"`` (smooth L1 towards the teacher's deltas) or
+            ``"bounded"`` (the teacher's error as an upper bound, with ``bound_margin``).
     """
 
     def __init__(self, weights: dict[str, float], start_iter: int = 0,
-                 gt_cls_weight: float = 1.0):
+                 gt_cls_weight: float = 1.0, roi_loc_mode: str = "mimic",
+                 bound_margin: float = 0.0):
         unknown = set(weights) - set(_LOSSES)
         if unknown:
             raise ValueError(f"unknown distillation losses {sorted(unknown)}; known: {_LOSSES}")
         if gt_cls_weight < 0:
             raise ValueError(f"the ground-truth classification weight must be >= 0, got "
                              f"{gt_cls_weight}")
+        if roi_loc_mode not in ROI_LOC_MODES:
+            raise ValueError(f"unknown ROI box distillation {roi_loc_mode!r}; known: "
+                             f"{ROI_LOC_MODES}")
         self.weights = {k: float(weights.get(k, 0.0)) for k in _LOSSES}
         self.start_iter = start_iter
         self.gt_cls_weight = float(gt_cls_weight)
+        self.roi_loc_mode, self.bound_margin = roi_loc_mode, float(bound_margin)
         self.teacher: Optional[dict] = None
         self._seen: dict = {}
 
@@ -111,6 +127,8 @@ class InplaceDistillation:
             net.roi_heads.box_pooler.register_forward_pre_hook(
                 keep("boxes", lambda args: args[1])),
             net.roi_heads.box_predictor.register_forward_hook(keep("roi", lambda args, out: out)),
+            # in training, ROI heads return the sampled proposals with their matched ground truth
+            net.roi_heads.register_forward_hook(keep("sampled", lambda args, out: out[0])),
         ]
         try:
             yield
@@ -162,7 +180,12 @@ class InplaceDistillation:
             t_scores, t_deltas = teacher["roi"]
             if w["roi_cls"]:
                 losses["distill_roi_cls"] = w["roi_cls"] * categorical_kl(scores, t_scores)
-            if w["roi_loc"]:
+            if w["roi_loc"] and self.roi_loc_mode == "bounded":
+                losses["distill_roi_loc"] = w["roi_loc"] * teacher_bounded_l2(
+                    deltas, t_deltas, self.teacher["sampled"],
+                    _unwrap(model).roi_heads.box_predictor.box2box_transform,
+                    t_scores.shape[1] - 1, self.bound_margin)
+            elif w["roi_loc"]:
                 losses["distill_roi_loc"] = w["roi_loc"] * _predicted_class_l1(
                     deltas, t_deltas, t_scores)
         if w["fpn"]:
@@ -229,10 +252,36 @@ def _predicted_class_l1(deltas: torch.Tensor, t_deltas: torch.Tensor,
     return F.smooth_l1_loss(student, teacher, beta=0.0, reduction="sum") / max(1, len(t_scores))
 
 
+def teacher_bounded_l2(deltas: torch.Tensor, t_deltas: torch.Tensor, sampled: list[Instances],
+                       box2box_transform, num_classes: int, margin: float = 0.0) -> torch.Tensor:
+    """Chen et al.'s bounded regression loss on the teacher's sampled regions (``sampled``, in
+    the order of the rows of ``deltas``): on the foreground ones (ground-truth class below
+    ``num_classes``), the student's squared error to the ground-truth deltas of that class
+    where it is above the teacher's error minus ``margin``, else 0; normalised by the number
+    of regions, as Detectron2's box loss."""
+    gt_classes = torch.cat([p.gt_classes for p in sampled])
+    foreground = torch.nonzero((gt_classes >= 0) & (gt_classes < num_classes)).squeeze(1)
+    if not len(foreground):
+        return deltas.sum() * 0.0
+    proposals = torch.cat([p.proposal_boxes.tensor for p in sampled])[foreground]
+    gt_boxes = torch.cat([p.gt_boxes.tensor for p in sampled])[foreground]
+    target = box2box_transform.get_deltas(proposals, gt_boxes)
+    if deltas.shape[1] > 4:  # class-specific regression: the ground-truth class's deltas
+        cols = gt_classes[foreground, None] * 4 + torch.arange(4, device=deltas.device)
+        rows = foreground[:, None].expand_as(cols)
+        student, teacher = deltas[rows, cols], t_deltas[rows, cols]
+    else:
+        student, teacher = deltas[foreground], t_deltas[foreground]
+    error = ((student - target) ** 2).sum(1)
+    teacher_error = ((teacher - target) ** 2).sum(1)
+    bounded = torch.where(error + margin > teacher_error, error, torch.zeros_like(error))
+    return bounded.sum() / max(1, len(gt_classes))
+
+
 def distillation_from_config(cfg: CfgNode) -> Optional[InplaceDistillation]:
     """``MODEL.SLIMMABLE.DISTILL`` as an ``InplaceDistillation``, or None if it is off."""
     d = cfg.MODEL.SLIMMABLE.DISTILL
     if not d.ENABLED:
         return None
     return InplaceDistillation({k: d[k.upper()] for k in _LOSSES}, d.START_ITER,
-                               d.GT_CLS_WEIGHT)
+                               d.GT_CLS_WEIGHT, d.ROI_LOC_MODE, d.BOUND_MARGIN)
