@@ -238,3 +238,23 @@ def test_pretrained_study_pretrains_then_fine_tunes_and_reports(tmp_path, monkey
     assert (report / "pretraining.md").read_text().count("\n| ") == 2  # one row per width
     config = (tmp_path / "study" / "snet_pt_s0" / "config.yaml").read_text()
     assert "NORM: FrozenBN" in config and "pretrain_snet/backbone.pth" in config
+
+
+def test_variants_are_more_s_nets_compared_with_the_same_i_nets(tmp_path):
+    opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    bounded = ["MODEL.SLIMMABLE.DISTILL.ENABLED", "True",
+               "MODEL.SLIMMABLE.DISTILL.ROI_LOC_MODE", "bounded"]
+    runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]],
+                      variants={"bounded": bounded})
+    assert [r.name for r in runs] == ["snet_s0", "inet_w1_s0", "inet_w0.5_s0", "snet_bounded_s0"]
+    assert runs[-1].opts[2:] == bounded and runs[-1].family == "snet_bounded"
+    _run(tmp_path / "snet_s0", {0.5: 30.0, 1.0: 41.0}, *opts)
+    _run(tmp_path / "snet_bounded_s0", {0.5: 31.0, 1.0: 42.5}, *opts)
+    _inet(tmp_path / "inet_w1_s0", 1.0, 40.0, *opts)
+    _inet(tmp_path / "inet_w0.5_s0", 0.5, 29.0, *opts)
+    folders = write_reports(runs, [recipes()["sum"]], str(tmp_path))
+    assert [f.rsplit("/", 1)[-1] for f in folders] == ["report", "report_bounded"]
+    rows = json.loads((tmp_path / "report_bounded" / "comparison.json").read_text())["rows"]
+    assert rows[1]["box AP"]["paired"]["mean"] == 2.5
+    with pytest.raises(ValueError, match="variant name 'pt'"):
+        plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]], variants={"pt": []})

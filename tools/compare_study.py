@@ -28,6 +28,9 @@ configs/Pretrain/clutter_classes_R18.yaml, --pretrain-opts overrides), then trai
 (snet_pt_s<seed>) and the I-Nets (inet_w<w>_pt_s<seed>) from them with only the backbone slimmed
 and its norms frozen, reported in OUTPUT/report[_recipe]_pretrained/ with the pretraining's
 top-1 per width (pretraining.md). The from-scratch study is the same command without it.
+--variant NAME 'KEY VALUE ...' (repeatable) adds an S-Net snet_NAME_s<seed> with those
+overrides per seed and recipe, compared with the same I-Nets in OUTPUT/report[_recipe]_NAME/,
+e.g. --variant softcls 'MODEL.SLIMMABLE.DISTILL.ENABLED True MODEL.SLIMMABLE.DISTILL.GT_CLS_WEIGHT 0'.
 """
 from __future__ import annotations
 
@@ -64,6 +67,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "per width on the clutter classes, then fine-tune in the paper's setting")
     parser.add_argument("--pretrain-opts", default="", metavar="'KEY VALUE ...'",
                         help="config overrides of the pretraining runs, in one string")
+    parser.add_argument("--variant", nargs=2, action="append", default=[],
+                        metavar=("NAME", "'KEY VALUE ...'"),
+                        help="also train an S-Net snet_NAME_s<seed> with these overrides, "
+                        "compared with the same I-Nets in OUTPUT/report[_recipe]_NAME/")
     parser.add_argument("--progress-every", type=float, default=30, metavar="SECONDS")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     return parser.parse_args(argv)
@@ -77,7 +84,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                           distill=args.distill, jobs=args.jobs, bootstrap=args.bootstrap,
                           records=args.records, progress_every=args.progress_every,
                           pretrained=args.pretrained,
-                          pretrain_opts=shlex.split(args.pretrain_opts))
+                          pretrain_opts=shlex.split(args.pretrain_opts),
+                          variants={name: shlex.split(opts) for name, opts in args.variant})
 
 
 if __name__ == "__main__":

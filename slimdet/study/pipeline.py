@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from ..data.datasets import annotation_path, default_root
 from .plan import TASKS, Recipe, plan_study
@@ -21,7 +21,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
                    universal: bool = False, distill: bool = False, jobs: int = 1,
                    bootstrap: int = 0, records: Optional[str] = None,
                    progress_every: float = 30, pretrained: bool = False,
-                   pretrain_opts: Sequence[str] = ()) -> dict:
+                   pretrain_opts: Sequence[str] = (),
+                   variants: Optional[Mapping[str, Sequence[str]]] = None) -> dict:
     """Generate the task's dataset if missing, train every run of the plan not finished under
     ``output`` and write the reports; returns the study record (``run_study``).
 
@@ -33,8 +34,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
         records: a folder of run records (``records``): runs found there are restored instead
             of trained, and every run finished here is saved there (pretraining runs are
             trained again where a later run needs their backbone file).
-        pretrained, pretrain_opts: the paper's protocol (``plan_study``) and overrides of its
-            pretraining runs.
+        pretrained, pretrain_opts, variants: the paper's protocol (``plan_study``), overrides
+            of its pretraining runs, more slimmable runs with their own overrides.
     """
     config_file = config_file or TASKS[task].config_file
     data = default_root(TASKS[task].dataset)  # where the training processes read it
@@ -45,7 +46,7 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
         subprocess.run([sys.executable, "-m", "slimdet.data.clutter_classes", "--out", classes],
                        check=True)
     runs = plan_study(config_file, seeds, opts, recipe_list, universal, distill, pretrained,
-                      output, pretrain_opts)
+                      output, pretrain_opts, variants)
     names = [run.name for run in runs if run.family != "pretrain"]  # their backbones stay here
     on_finished = None
     if records:

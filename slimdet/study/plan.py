@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from ..layers import width_key
 from ..utils.model_setup import load_slimmable_config
@@ -36,6 +36,8 @@ PAPER_SETTING = ("MODEL.RESNETS.NORM", "FrozenBN", "MODEL.SLIMMABLE.SLIM_FPN", "
 # of the same widths (4 images of 128 pixels): 0.49 s against 1.1 s for width 1.0, measured
 # side by side on the 2-core CPU.
 _PRETRAIN_COST = 0.45
+# Words of run names that a study variant may not take.
+_RESERVED = {"distill", "pt", "sum", "mean", "clip"}
 # Relative cost of one training iteration at width w: 0.15 + 0.54 w^2, measured with the clutter
 # Mask R-CNN on a 2-core CPU (0.18 s at 0.25, 0.69 s at 1.0). Only ratios matter: the ETA scales
 # them by the speed observed in the study.
@@ -156,7 +158,8 @@ def _pretraining(widths: Sequence[float], pretrain_opts: Sequence[str]
 def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
                recipe_list: Sequence[Recipe], universal: bool = False,
                distill: bool = False, pretrained: bool = False, output: str = "",
-               pretrain_opts: Sequence[str] = ()) -> list[StudyRun]:
+               pretrain_opts: Sequence[str] = (),
+               variants: Optional[Mapping[str, Sequence[str]]] = None) -> list[StudyRun]:
     """Seed by seed and recipe by recipe: the S-Net first (its gradient probe shows early how
     the widths interact), the I-Nets widest first (the first shows early whether the benchmark
     suits the schedule), then the distilled S-Net and the US-Nets if asked. Runs that two
@@ -170,6 +173,8 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
         universal, distill: add US-Nets; add inplace-distilled S-Nets (and US-Nets).
         pretrained, output, pretrain_opts: the paper's protocol; the study's folder, where the
             detection runs find the pretrained backbones; overrides of the pretraining runs.
+        variants: more slimmable runs, ``snet_<name>_s<seed>``, each with its own overrides
+            (e.g. a distillation setting), compared with the same I-Nets.
     """
     cfg = load_slimmable_config(config_file, opts)
     widths = sorted((float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS), reverse=True)
@@ -187,6 +192,11 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
                          "only: leave out the universal and distilled models")
     if distill:
         families.append(("snet_distill", distilled, widths, False))
+    for name, extra in (variants or {}).items():
+        if not name.isidentifier() or name in _RESERVED or name.startswith("w"):
+            raise ValueError(f"variant name {name!r}: use a short identifier other than "
+                             f"{sorted(_RESERVED)} and not starting with 'w'")
+        families.append((f"snet_{name}", list(extra), widths, False))
     if universal:
         families.append(("usnet", usnet, sandwich, False))
         if distill:

@@ -38,14 +38,17 @@ def pretraining_markdown(runs: Sequence[StudyRun], output: str) -> str:
 def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe], output: str,
                   bootstrap: int = 0) -> list[str]:
     """For every recipe and slimmable family of ``runs`` (trained under ``output``), write
-    ``output/report[_recipe][_distill|_pretrained]/comparison.*`` against the I-Nets of that
-    recipe and family, with the US-Nets of the recipe as a curve and ``bootstrap`` paired
-    resamplings of the validation images per seed; a pretrained study's report also gets
-    ``pretraining.md``. Returns the report folders."""
+    ``output/report[_recipe][_distill|_pretrained|_<variant>]/comparison.*`` against the
+    I-Nets of that recipe and family, with the US-Nets of the recipe as a curve and
+    ``bootstrap`` paired resamplings of the validation images per seed; a pretrained study's
+    report also gets ``pretraining.md``. Returns the report folders."""
     folders = []
+    variants = sorted({run.family for run in runs if run.family.startswith("snet_")}
+                      - {family for family, _, _ in _REPORTS})
+    reports = [*_REPORTS, *((family, "inet", family[len("snet"):]) for family in variants)]
     for recipe in recipe_list:
         mine = [run for run in runs if run.recipe == recipe.name]
-        for family, inet_family, suffix in _REPORTS:
+        for family, inet_family, suffix in reports:
             slimmable = [os.path.join(output, run.name) for run in mine if run.family == family]
             if not slimmable:
                 continue
