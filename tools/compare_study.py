@@ -30,7 +30,8 @@ and its norms frozen, reported in OUTPUT/report[_recipe]_pretrained/ with the pr
 top-1 per width (pretraining.md). The from-scratch study is the same command without it.
 --variant NAME 'KEY VALUE ...' (repeatable) adds an S-Net snet_NAME_s<seed> with those
 overrides per seed and recipe, compared with the same I-Nets in OUTPUT/report[_recipe]_NAME/,
-e.g. --variant softcls 'MODEL.SLIMMABLE.DISTILL.ENABLED True MODEL.SLIMMABLE.DISTILL.GT_CLS_WEIGHT 0'.
+e.g. --variant softcls 'MODEL.SLIMMABLE.DISTILL.ENABLED True
+MODEL.SLIMMABLE.DISTILL.GT_CLS_WEIGHT 0'.
 """
 from __future__ import annotations
 
