@@ -13,12 +13,18 @@ __all__ = ["add_slimmable_config", "validate_slimmable_config", "train_widths", 
 
 
 def add_slimmable_config(cfg: CN) -> None:
-    """Add ``MODEL.SLIMMABLE`` (widths, and whether the FPN and the heads slim too) and
-    ``MODEL.CLASSIFIER`` (backbone pretraining) to ``cfg`` in place."""
+    """Add ``MODEL.SLIMMABLE`` (widths, and whether the FPN and the heads slim too),
+    ``MODEL.CLASSIFIER`` (backbone pretraining) and ``SOLVER.WEIGHT_AVERAGE`` to ``cfg`` in
+    place."""
     # Image classification (META_ARCHITECTURE "SlimmableImageClassifier", for pretraining
     # backbones): the classes of the linear layer after the ResNet's global average pooling.
     cfg.MODEL.CLASSIFIER = CN()
     cfg.MODEL.CLASSIFIER.NUM_CLASSES = 1000
+    # An exponential moving average of the weights from START_ITER on becomes the model after
+    # the last iteration (slimdet.engine.WeightAverage); DECAY 0: off.
+    cfg.SOLVER.WEIGHT_AVERAGE = CN()
+    cfg.SOLVER.WEIGHT_AVERAGE.DECAY = 0.0
+    cfg.SOLVER.WEIGHT_AVERAGE.START_ITER = 0
     cfg.MODEL.SLIMMABLE = CN()
     # Every width the model can run at; the widest is the full network.
     cfg.MODEL.SLIMMABLE.WIDTHS = [0.25, 0.5, 0.75, 1.0]

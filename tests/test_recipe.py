@@ -14,6 +14,7 @@ from torch import nn
 from helpers import DETERMINISTIC, WIDTHS, tiny_train_cfg
 from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
 from slimdet.engine.gradient_probe import GradientProbe
+from slimdet.engine.weight_average import WeightAverage
 from slimdet.layers import width_key
 
 # Scalars of a whole step, not of one width.
@@ -172,3 +173,43 @@ def test_clipping_types_and_bad_recipes_are_named(tmp_path):
     cfg = tiny_train_cfg(tmp_path, "MODEL.SLIMMABLE.LOSS_REDUCTION", "avg")
     with pytest.raises(ValueError, match="LOSS_REDUCTION must be 'sum' or 'mean', got 'avg'"):
         SlimmableTrainer(cfg)
+
+
+class _Clock:
+    """What WeightAverage reads of a trainer."""
+
+    def __init__(self, max_iter: int):
+        self.iter, self.max_iter = 0, max_iter
+
+
+def test_weight_average_becomes_the_model_after_the_last_iteration_and_resumes():
+    model = nn.Linear(1, 1, bias=False)
+    hook = WeightAverage(model, decay=0.5, start_iter=1)
+    hook.trainer = _Clock(max_iter=4)
+    for it, value in enumerate([9.0, 1.0, 2.0]):  # iteration 0 is before START_ITER
+        hook.trainer.iter = it
+        model.weight.data.fill_(value)
+        hook.after_step()
+    assert model.weight.item() == 2.0 and hook.average["weight"].item() == 1.5
+    resumed = WeightAverage(model, decay=0.5, start_iter=1)
+    resumed.load_state_dict(hook.state_dict())
+    resumed.trainer, resumed.trainer.iter = hook.trainer, 3
+    model.weight.data.fill_(3.0)
+    resumed.after_step()  # the last iteration: the model takes the average
+    assert model.weight.item() == 0.5 * 1.5 + 0.5 * 3.0
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\)"):
+        WeightAverage(model, decay=1.0)
+
+
+def test_weight_average_hook_runs_before_the_final_checkpoint(tiny_data, tmp_path):
+    cfg = tiny_train_cfg(tmp_path, "SOLVER.MAX_ITER", 2, "DATASETS.TEST", (),
+                         "SOLVER.WEIGHT_AVERAGE.DECAY", 0.5)
+    trainer = SlimmableTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    names = [type(h).__name__ for h in trainer._hooks]
+    assert names.index("WeightAverage") < names.index("PeriodicCheckpointer")
+    trainer.train()
+    final = torch.load(tmp_path / "model_final.pth", weights_only=False)
+    average = final["trainer"]["hooks"]["WeightAverage"]["average"]
+    key = "roi_heads.box_predictor.cls_score.weight"
+    assert torch.equal(final["model"][key], average[key])

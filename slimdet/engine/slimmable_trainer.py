@@ -14,6 +14,7 @@ from detectron2.data import MetadataCatalog
 # size) only through this function, which its own build_detection_train_loader calls.
 from detectron2.data.build import _train_loader_from_config
 from detectron2.engine import DefaultTrainer, SimpleTrainer, TrainerBase, create_ddp_model
+from detectron2.engine.hooks import EvalHook, PeriodicCheckpointer
 from detectron2.evaluation import (COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators,
                                    LVISEvaluator, SemSegEvaluator)
 from detectron2.utils import comm
@@ -31,6 +32,7 @@ from .calibration import calibrate_norms, needs_calibration
 from .distillation import distillation_from_config
 from .slimmable_loop import SlimmableAMPTrainer, SlimmableSimpleTrainer
 from .width_sampling import SandwichWidths, width_schedule
+from .weight_average import WeightAverage
 from .width_writer import WidthMetricsPrinter
 
 __all__ = ["SlimmableTrainer"]
@@ -88,6 +90,17 @@ class SlimmableTrainer(DefaultTrainer):
     def build_checkpointer(self, cfg: CfgNode, model: nn.Module) -> SlimmableCheckpointer:
         """A ``SlimmableCheckpointer`` saving to ``OUTPUT_DIR`` with this trainer's state."""
         return SlimmableCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+
+    def build_hooks(self) -> list:
+        """Detectron2's hooks; with ``SOLVER.WEIGHT_AVERAGE.DECAY`` > 0 a ``WeightAverage``
+        before the checkpointer, so the final checkpoint and evaluation hold the average."""
+        hooks = super().build_hooks()
+        average = self.cfg.SOLVER.WEIGHT_AVERAGE
+        if average.DECAY > 0:
+            position = next((i for i, h in enumerate(hooks)
+                             if isinstance(h, (PeriodicCheckpointer, EvalHook))), len(hooks))
+            hooks.insert(position, WeightAverage(self.model, average.DECAY, average.START_ITER))
+        return hooks
 
     def build_writers(self) -> list:
         """Detectron2's writers, and a ``WidthMetricsPrinter`` for what each width logs."""
