@@ -84,6 +84,16 @@ def add_slimmable_config(cfg: CN) -> None:
     cfg.MODEL.SLIMMABLE.DISTILL.BOUND_MARGIN = 0.0
 
 
+def remove_slimdet_keys(cfg: CN) -> None:
+    """Delete in place what ``add_slimmable_config`` added, so that plain Detectron2 reads the
+    config: ``MODEL.SLIMMABLE``, ``SOLVER.WEIGHT_AVERAGE``, and ``MODEL.CLASSIFIER`` unless the
+    model is slimdet's classifier (whose stock builder reads it)."""
+    del cfg.MODEL["SLIMMABLE"]
+    cfg.SOLVER.pop("WEIGHT_AVERAGE", None)
+    if cfg.MODEL.META_ARCHITECTURE != "SlimmableImageClassifier":
+        cfg.MODEL.pop("CLASSIFIER", None)
+
+
 def validate_slimmable_config(cfg: CN) -> None:
     """Raise ``ValueError`` naming the problem if the width settings are inconsistent."""
     s = cfg.MODEL.SLIMMABLE

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from detectron2.config import CfgNode
 
-from ..config import resolve_width, validate_slimmable_config, width_quantum
+from ..config import remove_slimdet_keys, resolve_width, validate_slimmable_config, width_quantum
 
 __all__ = ["stock_config", "stock_group_norm_groups", "register_stock_name", "stock_name",
            "slimmable_name"]
@@ -55,9 +55,9 @@ def stock_group_norm_groups(cfg: CfgNode, width: float) -> int | None:
 
 
 def stock_config(cfg: CfgNode, width: float) -> CfgNode:
-    """Stock Detectron2 config (no ``MODEL.SLIMMABLE``, stock component names) at ``width``
-    (a listed width, or for a universal model any width of its range, which a universal model
-    with GroupNorm rounds down to a multiple of 1/32: ``resolve_width``).
+    """Stock Detectron2 config (no slimdet keys: ``remove_slimdet_keys``; stock component
+    names) at ``width`` (a listed width, or for a universal model any width of its range, which
+    a universal model with GroupNorm rounds down to a multiple of 1/32: ``resolve_width``).
 
     Scales ``RESNETS.STEM_OUT_CHANNELS``, ``RES2_OUT_CHANNELS`` and ``WIDTH_PER_GROUP`` by
     ``int(C * width)``; with ``SLIM_FPN`` also ``FPN.OUT_CHANNELS``; with ``SLIM_HEADS`` also
@@ -69,7 +69,7 @@ def stock_config(cfg: CfgNode, width: float) -> CfgNode:
     out.defrost()
     m = out.MODEL
     slim_fpn, slim_heads = m.SLIMMABLE.SLIM_FPN, m.SLIMMABLE.SLIM_HEADS
-    del m["SLIMMABLE"]
+    remove_slimdet_keys(out)
     _map_names(m)
     m.RESNETS.STEM_OUT_CHANNELS = _scale(m.RESNETS.STEM_OUT_CHANNELS, width)
     m.RESNETS.RES2_OUT_CHANNELS = _scale(m.RESNETS.RES2_OUT_CHANNELS, width)
