@@ -9,6 +9,7 @@ from helpers import WIDTHS, synthetic_cfg, tool
 from slimdet.data import clutter, clutter_classes
 from slimdet.study import TASKS, plan_study, recipes
 from slimdet.study.plan import PAPER_SETTING
+from slimdet.evaluation.training_curves import TRAINING_CURVES
 from slimdet.study.records import RECORD_FILES, restore_records, save_records
 from slimdet.study.report import write_reports
 from slimdet.study.runner import finished
@@ -203,6 +204,51 @@ def test_records_carry_finished_runs_to_another_output_and_are_reported(tmp_path
     (folder,) = write_reports(runs, [recipes()["sum"]], str(fresh), bootstrap=0)
     table = json.loads((tmp_path / "fresh" / "report" / "comparison.json").read_text())["rows"]
     assert folder.endswith("report") and table[1]["box AP"]["paired"]["mean"] == 6.0
+
+
+def _log_losses(folder, losses) -> None:
+    """``metrics.json`` as Detectron2's writer leaves it: a row per 20 iterations whose
+    per-width losses are ``losses(width, iteration)``, rows without them between (evaluation)."""
+    rows = []
+    for it in range(19, 1000, 20):
+        row = {"iteration": it, "total_loss": 9.0, "lr": 0.01}
+        for w in WIDTHS:
+            row.update({f"w{w:g}/loss_cls": losses(w, it), f"w{w:g}/total_loss": 2 * losses(w, it),
+                        f"w{w:g}/fast_rcnn/cls_accuracy": 0.5})
+        rows.append(row)
+    rows.append({"iteration": 999, "w1/bbox/AP": 40.0})
+    (folder / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+
+
+def test_training_losses_of_the_tail_are_compared_per_width_and_kept_in_records(tmp_path):
+    """The tail (last 10%: iterations 899-999) means of every per-width loss, S-Net against
+    the I-Nets of that width averaged over seeds; records keep the curves compactly."""
+    snet = _run(tmp_path / "s0", {w: 40.0 for w in WIDTHS})
+    _log_losses(tmp_path / "s0", lambda w, it: w + (it >= 899))  # 1 + w in the tail
+    inets = []
+    for w in WIDTHS:
+        for seed in (0, 1):
+            inets.append(_inet(tmp_path / f"i{w}_{seed}", w, 39.0, "SEED", seed))
+            _log_losses(tmp_path / f"i{w}_{seed}", lambda _, it, s=seed: 0.5 + s)
+    out = tmp_path / "out"
+    tool("compare_widths").main(["--slimmable", snet, "--individual", *inets,
+                                 "--output", str(out)])
+    training = json.loads((out / "comparison.json").read_text())["training"]
+    assert [row["width"] for row in training] == sorted(WIDTHS, reverse=True)
+    narrow = training[-1]["losses"]
+    assert sorted(narrow) == ["loss_cls", "total_loss"]  # no accuracy, no unprefixed key
+    assert narrow["loss_cls"] == {"I-Net": pytest.approx(1.0), "S-Net": pytest.approx(1.25)}
+    assert narrow["total_loss"]["S-Net"] == pytest.approx(2.5)
+    assert "| 0.25 | 2.000 → 2.500 | 1.000 → 1.250 |" in (out / "comparison.md").read_text()
+    assert (out / "comparison_training.png").stat().st_size > 0
+
+    (tmp_path / "s0" / "model_final.pth").write_bytes(b"")
+    save_records(str(tmp_path), str(tmp_path / "records"), ["s0"])
+    kept = json.loads((tmp_path / "records" / "s0" / TRAINING_CURVES).read_text())
+    assert kept["w0.25/loss_cls"][-1] == [999, 1.25]
+    assert restore_records(str(tmp_path / "records"), str(tmp_path / "fresh"), ["s0"]) == ["s0"]
+    assert (tmp_path / "fresh" / "s0" / TRAINING_CURVES).read_text() == json.dumps(
+        kept, separators=(",", ":"))
 
 
 def test_pretrained_plan_pretrains_once_and_starts_each_family_from_its_own_backbone():

@@ -1,13 +1,16 @@
-"""The S-Net vs I-Nets comparison as files: ``comparison.{md,json,csv,png}``."""
+"""The S-Net vs I-Nets comparison as files: ``comparison.{md,json,csv,png}`` and, where the
+runs kept their per-width losses, ``comparison_training.png``."""
 from __future__ import annotations
 
 import json
 import os
 from typing import Sequence
 
-from .comparison import METRICS, add_bootstrap, compare_runs, load_run, universal_curve
+from ..config import train_widths
 from ..utils.csv_rows import write_csv
-from .plot import plot_comparison
+from .comparison import METRICS, Run, add_bootstrap, compare_runs, load_run, universal_curve
+from .plot import plot_comparison, plot_training_curves
+from .training_curves import compare_training, read_training_curves, training_markdown
 
 __all__ = ["comparison_markdown", "write_comparison"]
 
@@ -75,12 +78,25 @@ def _flat_rows(table: list[dict]) -> list[dict]:
     return out
 
 
+def _training(snets: Sequence[Run], inets: Sequence[Run], png_path: str) -> list[dict]:
+    """``compare_training`` of the runs, and its plot; empty if a run kept no losses."""
+    slimmable = [read_training_curves(run.path) for run in snets]
+    individual: dict[float, list] = {}
+    for run in inets:
+        individual.setdefault(train_widths(run.cfg)[0], []).append(read_training_curves(run.path))
+    if any(c is None for c in slimmable + [c for cs in individual.values() for c in cs]):
+        return []
+    plot_training_curves(slimmable, individual, png_path)
+    return compare_training(slimmable, individual)
+
+
 def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
                      universal: Sequence[str], output: str, bootstrap: int = 0) -> list[dict]:
     """Compare the run folders (``compare_runs``; with ``bootstrap`` resamplings of the
     validation images also ``add_bootstrap``) and write ``output/comparison.md`` (the table),
     ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP against
-    GFLOPs); returns the table."""
+    GFLOPs); where every run kept its per-width losses also their tail means (in ``.md`` and
+    ``.json``) and ``comparison_training.png``; returns the table."""
     universal_runs = [load_run(d) for d in universal]
     snets, inets = [load_run(d) for d in slimmable], [load_run(d) for d in individual]
     table = compare_runs(snets, inets, universal_runs)
@@ -89,12 +105,16 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     curve = universal_curve(universal_runs) if universal_runs else []
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, "comparison")
+    training = _training(snets, inets, path + "_training.png")
     with open(path + ".md", "w") as f:
         f.write(comparison_markdown(table) + "\n")
+        if training:
+            f.write("\nTraining losses, mean over the last 10% of iterations:\n\n"
+                    + training_markdown(training) + "\n")
     with open(path + ".json", "w") as f:
         json.dump({"slimmable": list(slimmable), "individual": list(individual),
-                   "universal": list(universal), "rows": table, "universal_curve": curve},
-                  f, indent=2)
+                   "universal": list(universal), "rows": table, "universal_curve": curve,
+                   "training": training}, f, indent=2)
     write_csv(path + ".csv", _flat_rows(table))
     plot_comparison(table, path + ".png", curve)
     return table

@@ -1,13 +1,14 @@
 """Every plot of slimdet: AP against FLOPs per width, S-Net vs I-Net, cost per width, the
-adaptive-width load test. Matplotlib is imported on first use, with the file-only backend."""
+adaptive-width load test, training losses per width. Matplotlib is imported on first use, with the file-only backend."""
 from __future__ import annotations
 
 import json
 from typing import Any, Mapping, Sequence
 
-from ..layers import parse_width_key
+from ..layers import parse_width_key, width_key
 
-__all__ = ["plot_ap_vs_flops", "plot_comparison", "plot_widths", "plot_load_test"]
+__all__ = ["plot_ap_vs_flops", "plot_comparison", "plot_widths", "plot_load_test",
+           "plot_training_curves"]
 
 
 def _pyplot():
@@ -137,6 +138,38 @@ def plot_load_test(rows: list[dict], load_frame: int, budget: float, path: str) 
     handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper left", fontsize=8)
     ax.set_title("Adaptive width under a latency budget")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _mean_curve(runs: Sequence[Mapping[str, list]], key: str) -> tuple[list, list]:
+    """Iterations every run logged ``key`` at, and the mean over the runs there."""
+    points = [dict((int(it), v) for it, v in run[key]) for run in runs if key in run]
+    common = sorted(set.intersection(*(set(p) for p in points))) if points else []
+    return common, [sum(p[it] for p in points) / len(points) for it in common]
+
+
+def plot_training_curves(slimmable: Sequence[Mapping[str, list]],
+                         individual: Mapping[float, Sequence[Mapping[str, list]]],
+                         path: str, loss: str = "total_loss") -> None:
+    """One panel per width: the S-Nets' ``w<width>/<loss>`` against iteration (mean over
+    runs) beside the I-Nets' of that width, log scale; curves as ``read_training_curves``."""
+    plt = _pyplot()
+    widths = sorted(individual, reverse=True)
+    fig, axes = plt.subplots(1, len(widths), figsize=(4 * len(widths), 3.5), squeeze=False,
+                             sharey=True)
+    for ax, width in zip(axes[0], widths):
+        key = f"{width_key(width)}/{loss}"
+        for label, runs, style in (("I-Net", individual[width], "--"),
+                                   ("S-Net", slimmable, "-")):
+            its, values = _mean_curve(runs, key)
+            ax.plot(its, values, style, label=f"{label} (n={len(runs)})")
+        ax.set(title=f"width {width:g}", xlabel="iteration", yscale="log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0][0].set_ylabel(f"training {loss} (log scale)")
+    fig.suptitle(f"Training {loss} per width: slimmable vs individually trained")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -1,7 +1,8 @@
 """A study's results kept beside the code, so that one study can span machines and sessions.
 
-A run's record is what the reports read: ``per_width_results.json`` and ``config.yaml``, a few
-kB (no checkpoints, no predictions). ``save_records`` copies the records of finished runs to a
+A run's record is what the reports read: ``per_width_results.json`` and ``config.yaml``, and
+where the run logged them its per-width training losses (``training_curves.json``), a few
+kB each (no checkpoints, no predictions). ``save_records`` copies the records of finished runs to a
 folder (e.g. ``docs/studies/clutter_mask``, committed with the documents that quote them);
 ``restore_records`` puts them back into a study's output, where such a run counts as finished
 (``runner.finished``) and is reported, not retrained. The bootstrap over validation images needs
@@ -13,9 +14,12 @@ import os
 import shutil
 from typing import Sequence
 
+from ..evaluation.training_curves import TRAINING_CURVES, write_training_curves
+
 __all__ = ["RECORD_FILES", "RESTORED_MARKER", "save_records", "restore_records"]
 
 RECORD_FILES = ("per_width_results.json", "config.yaml")
+OPTIONAL_FILES = (TRAINING_CURVES,)
 RESTORED_MARKER = "restored_from.txt"  # in a run folder restored from records
 
 
@@ -23,17 +27,24 @@ def _has_record(folder: str) -> bool:
     return all(os.path.isfile(os.path.join(folder, f)) for f in RECORD_FILES)
 
 
+def _copy(source: str, target: str) -> None:
+    os.makedirs(target, exist_ok=True)
+    for f in RECORD_FILES + OPTIONAL_FILES:
+        if f in RECORD_FILES or os.path.isfile(os.path.join(source, f)):
+            shutil.copyfile(os.path.join(source, f), os.path.join(target, f))
+
+
 def save_records(output: str, records: str, names: Sequence[str]) -> list[str]:
     """Copy the records of the runs ``names`` under ``output`` that finished training (a
-    ``model_final.pth`` and both record files) to ``records/<name>/``; return their names."""
+    ``model_final.pth`` and both record files; the training curves too, from ``metrics.json``)
+    to ``records/<name>/``; return their names."""
     saved = []
     for name in names:
         folder = os.path.join(output, name)
         if not (_has_record(folder) and os.path.isfile(os.path.join(folder, "model_final.pth"))):
             continue
-        os.makedirs(os.path.join(records, name), exist_ok=True)
-        for f in RECORD_FILES:
-            shutil.copyfile(os.path.join(folder, f), os.path.join(records, name, f))
+        write_training_curves(folder)
+        _copy(folder, os.path.join(records, name))
         saved.append(name)
     return saved
 
@@ -46,9 +57,7 @@ def restore_records(records: str, output: str, names: Sequence[str]) -> list[str
         source, folder = os.path.join(records, name), os.path.join(output, name)
         if not _has_record(source) or os.path.isfile(os.path.join(folder, RECORD_FILES[0])):
             continue
-        os.makedirs(folder, exist_ok=True)
-        for f in RECORD_FILES:
-            shutil.copyfile(os.path.join(source, f), os.path.join(folder, f))
+        _copy(source, folder)
         with open(os.path.join(folder, RESTORED_MARKER), "w") as f:
             f.write(os.path.abspath(source) + "\n")
         restored.append(name)
