@@ -1,5 +1,6 @@
 """Every plot of slimdet: AP against FLOPs per width, S-Net vs I-Net, cost per width, the
-adaptive-width load test, training losses per width. Matplotlib is imported on first use, with the file-only backend."""
+adaptive-width load test, training losses per width. Matplotlib is imported on first use,
+with the file-only backend."""
 from __future__ import annotations
 
 import json
