@@ -19,10 +19,12 @@ from helpers import (DETERMINISTIC, GN_R50, build_with_gn_rule, image_inputs,
                       tiny_train_cfg, universal_gn_groups)
 from slimdet.engine import (FixedWidths, InplaceDistillation, SandwichWidths, SlimmableTrainer,
                             calibrate_norms, width_schedule)
+from slimdet.checkpoint.state_dict import check_state_dict_fits
 from slimdet.engine import forward_backward_widths
 from slimdet.engine.distillation import (GROUND_TRUTH_CLS, _predicted_class_l1,
                                         teacher_bounded_l2)
-from slimdet.layers import SlimConv2d, SlimmableModule
+from slimdet.layers import ChannelRule, SlicedGroupNorm, SlimConv2d, SlimmableModule
+from slimdet.layers.sliced_norm import add_width_offsets
 from slimdet.modeling.conversion import build_slimmable
 from slimdet.modeling.stock_config import stock_group_norm_groups
 
@@ -366,3 +368,67 @@ def test_export_at_an_unlisted_width():
     gn = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL)
     with pytest.raises(ValueError, match=r"keep their group size, so they have 19 groups"):
         slimdet.export_at_width(gn, build_model(gn), 0.6)
+
+
+PER_WIDTH = ("MODEL.SLIMMABLE.UNIVERSAL_AFFINE", "per_width")
+
+
+def test_per_width_affine_offsets_interpolate_between_listed_widths():
+    """Offsets start at zero (the shared model); each listed width's row acts at that width
+    only, and a width between two listed ones mixes their rows linearly."""
+    norm = SlicedGroupNorm(16, 64)
+    norm.channel_rule = ChannelRule(1, 64)
+    norm._init_widths([0.25, 0.5, 0.75, 1.0], (0.25, 1.0))
+    assert add_width_offsets(torch.nn.Sequential(norm)) == 1
+    x = torch.randn(2, 64, 5, 5)
+    shared = norm(x)
+    with torch.no_grad():
+        norm.weight_offset.normal_()
+        norm.bias_offset.normal_()
+        norm.weight_offset[0] = norm.bias_offset[0] = 0  # width 0.25 keeps the shared affine
+    for width, rows in ((0.5, {1: 1.0}), (0.625, {1: 0.5, 2: 0.5}), (0.7, {1: 0.2, 2: 0.8})):
+        slimdet.set_width(norm, width)
+        c = norm.active_channels
+        weight = norm.weight + sum(t * norm.weight_offset[i] for i, t in rows.items())
+        bias = norm.bias + sum(t * norm.bias_offset[i] for i, t in rows.items())
+        expected = torch.nn.functional.group_norm(x[:, :c], c // 4, weight[:c], bias[:c])
+        assert torch.allclose(norm(x[:, :c]), expected, atol=1e-6), width
+    slimdet.set_width(norm, 1.0)
+    assert not torch.allclose(norm(x), shared)
+    slimdet.set_width(norm, 0.25)
+    assert torch.allclose(norm(x[:, :16]), torch.nn.functional.group_norm(
+        x[:, :16], 4, norm.weight[:16], norm.bias[:16]), atol=1e-6)
+
+
+def test_per_width_affine_trains_only_the_rows_of_the_width_and_exports_stock():
+    cfg = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL, *PER_WIDTH)
+    model = build_model(cfg)
+    norm = model.backbone.bottom_up.res2[0].conv1.norm
+    assert norm.weight_offset.shape == (4, 64) and not norm.weight_offset.any()
+    slimdet.set_width(model, 0.75)
+    norm(torch.randn(2, 48, 4, 4)).square().sum().backward()
+    rows = norm.weight_offset.grad.abs().sum(1)
+    assert rows[2] > 0 and rows[[0, 1, 3]].eq(0).all()  # WIDTHS [0.25, 0.5, 0.75, 1.0]
+
+    model.eval()
+    randomize_norms(model)
+    with torch.no_grad():
+        for m in model.modules():
+            if "weight_offset" in m._parameters:
+                m.weight_offset.normal_(std=0.3)
+                m.bias_offset.normal_(std=0.3)
+    cfg_w, exported = slimdet.export_at_width(cfg, model, 1.0)
+    slimdet.set_width(model, 1.0)
+    with torch.no_grad():
+        out = model(image_inputs())[0]["instances"]
+        ref = exported.eval()(image_inputs())[0]["instances"]
+        slimdet.set_width(model, 0.5)
+        narrow = model(image_inputs())[0]["instances"]
+    assert len(out) == len(ref) > 0 and torch.equal(out.pred_masks, ref.pred_masks)
+    assert torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3)
+    assert len(narrow) > 0
+    # A checkpoint without offsets (the shared model, a stock one) fits; offsets stay zero.
+    shared = build_model(slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL))
+    check_state_dict_fits(model, shared.state_dict())
+    with pytest.raises(ValueError, match="UNIVERSAL_AFFINE per_width is for universal models"):
+        build_model(slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *PER_WIDTH))

@@ -15,7 +15,7 @@ from detectron2.layers import FrozenBatchNorm2d
 from torch import nn
 
 from ..layers import SwitchableNorm
-from ..layers.sliced_norm import CALIBRATION_BUFFERS
+from ..layers.sliced_norm import CALIBRATION_BUFFERS, WIDTH_OFFSETS
 
 __all__ = ["switchable_norm_prefixes", "stock_state_dict", "to_slimmable_state_dict",
            "with_frozen_bn_statistics", "check_is_state_dict", "check_widths_match",
@@ -108,8 +108,10 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tenso
     Not fitting: keys the model lacks, shapes that differ (but for calibrated BatchNorm
     statistics, which take the checkpoint's number of widths), and model keys missing from a part
     of the model (``backbone.bottom_up``, ``roi_heads.box_head``, ...) that the checkpoint
-    otherwise covers (e.g. a checkpoint of another depth). Parts the checkpoint does not touch
-    at all (heads, for an ImageNet backbone) may stay at their initialisation.
+    otherwise covers (e.g. a checkpoint of another depth), but for a universal model's
+    per-width norm offsets, which stay zero under a checkpoint without them. Parts the
+    checkpoint does not touch at all (heads, for an ImageNet backbone) may stay at their
+    initialisation.
     """
     model_sd = model.state_dict()
     calibrated = {k for k in model_sd if k.rpartition(".")[2] in CALIBRATION_BUFFERS}
@@ -120,7 +122,8 @@ def check_state_dict_fits(model: nn.Module, state_dict: Mapping[str, torch.Tenso
                     and tuple(v.shape) != tuple(model_sd[k].shape))
     covered = {_group(k) for k in state_dict if k in model_sd}
     missing = sorted(k for k in model_sd if k not in state_dict and _group(k) in covered
-                     and not k.endswith("num_batches_tracked") and k not in calibrated)
+                     and not k.endswith("num_batches_tracked") and k not in calibrated
+                     and k.rpartition(".")[2] not in WIDTH_OFFSETS)
     problems = []
     if unexpected:
         problems.append(f"{len(unexpected)} checkpoint keys not in the model:"

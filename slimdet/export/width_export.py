@@ -80,23 +80,27 @@ def width_state_dict(model: nn.Module, width: float,
                      targets: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The slimmable ``model``'s state at ``width`` in stock layout, one entry per key of
     ``targets`` (a stock model's state dict): the leading slice of the shared tensor shaped like
-    the target, or of the width's own norm for switchable norms (a universal model's BatchNorm:
-    the statistics calibrated for ``width``)."""
+    the target, or of the width's own norm for switchable norms (a universal model's norms:
+    their affine at ``width``, per-width offsets included, and BatchNorm's statistics
+    calibrated for ``width``)."""
     norms = switchable_norm_prefixes(model)
     index = width_index(get_widths(model), width) if norms else None
-    calibrated = {n: m for n, m in model.named_modules() if isinstance(m, SlicedBatchNorm2d)}
+    sliced = {n: m for n, m in model.named_modules()
+              if isinstance(m, (SlicedBatchNorm2d, SlicedGroupNorm))}
     source = model.state_dict()
     out = {}
     for key, target in targets.items():
         prefix, _, name = key.rpartition(".")
-        if prefix in calibrated and name in ("running_mean", "running_var"):
-            out[key] = calibrated[prefix].statistics(width)[name == "running_var"]
+        if prefix in sliced and name in ("running_mean", "running_var"):
+            out[key] = sliced[prefix].statistics(width)[name == "running_var"]
             continue
         source_key = f"{prefix}.{index}.{name}" if prefix in norms else key
         if source_key not in source:
             raise ValueError(f"stock key {key} has no slimmable counterpart {source_key}; was the "
                              "model built from this config?")
         value = source[source_key]
+        if prefix in sliced and name in ("weight", "bias"):
+            value = sliced[prefix].affine_at(width)[name == "bias"].detach()
         if value.dim():
             value = value[tuple(slice(0, s) for s in target.shape)]
         if value.shape != target.shape:

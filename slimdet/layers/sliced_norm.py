@@ -25,9 +25,26 @@ from .switchable_norm import _device_of
 from .width import ChannelRule, SlimmableModule
 
 __all__ = ["SlicedGroupNorm", "SlicedFrozenBatchNorm2d", "SlicedBatchNorm2d", "sliced_norm",
-           "CALIBRATION_BUFFERS"]
+           "add_width_offsets", "CALIBRATION_BUFFERS", "WIDTH_OFFSETS"]
 
 CALIBRATION_BUFFERS = ("calibrated_widths", "calibrated_mean", "calibrated_var")
+WIDTH_OFFSETS = ("weight_offset", "bias_offset")  # (listed widths, channels) each
+
+
+def _interpolation(widths: Sequence[float], width: float) -> list[tuple[int, float]]:
+    """(index in ``widths``, weight) of the listed widths that interpolate ``width`` linearly:
+    the width itself if listed, the nearest end outside the list, else the two around it."""
+    for i, w in enumerate(widths):
+        if math.isclose(w, width, abs_tol=1e-9):
+            return [(i, 1.0)]
+    below = [i for i, w in enumerate(widths) if w < width]
+    above = [i for i, w in enumerate(widths) if w > width]
+    if not below or not above:
+        return [(min(above, key=widths.__getitem__) if above else
+                 max(below, key=widths.__getitem__), 1.0)]
+    lo, hi = max(below, key=widths.__getitem__), min(above, key=widths.__getitem__)
+    t = (width - widths[lo]) / (widths[hi] - widths[lo])
+    return [(lo, 1.0 - t), (hi, t)]
 
 
 class _SlicedNorm(SlimmableModule):
@@ -38,6 +55,20 @@ class _SlicedNorm(SlimmableModule):
 
     def _switch(self, width: float) -> None:
         self.__dict__["active_channels"] = self.channel_rule.at(width)
+
+    def affine_at(self, width: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Full-width weight and bias at ``width``: the shared ones, plus the width offsets
+        interpolated at ``width`` where the norm has them."""
+        if "weight_offset" not in self._parameters:
+            return self.weight, self.bias
+        mix = _interpolation(self.widths, width)
+        return tuple(base + sum(t * offset[i] for i, t in mix) for base, offset in
+                     ((self.weight, self.weight_offset), (self.bias, self.bias_offset)))
+
+    def _affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.active_channels
+        weight, bias = self.affine_at(self.active_width)
+        return weight[:c], bias[:c]
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, channels={self.channel_rule}, range={self.width_range}"
@@ -58,7 +89,7 @@ class SlicedGroupNorm(_SlicedNorm, nn.GroupNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         c = self.active_channels
         groups = c * self.num_groups // self.num_channels
-        return F.group_norm(x, groups, self.weight[:c], self.bias[:c], self.eps)
+        return F.group_norm(x, groups, *self._affine(), self.eps)
 
 
 class SlicedFrozenBatchNorm2d(_SlicedNorm, FrozenBatchNorm2d):
@@ -122,8 +153,7 @@ class SlicedBatchNorm2d(_SlicedNorm, nn.BatchNorm2d):
             self.calibrated_mean[i], self.calibrated_var[i] = rows
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        c = self.active_channels
-        weight, bias = self.weight[:c], self.bias[:c]
+        weight, bias = self._affine()
         if self.training:
             if self._sums is not None:
                 with torch.no_grad():
@@ -178,3 +208,17 @@ def sliced_norm(norm: nn.Module, widths: Sequence[float], width_range: Sequence[
     new.channel_rule = rule
     new._init_widths(widths, width_range)
     return new.to(_device_of(norm)).train(norm.training)
+
+
+def add_width_offsets(model: nn.Module) -> int:
+    """Give every sliced GroupNorm and BatchNorm of ``model`` per-width affine offsets
+    (``WIDTH_OFFSETS``, zero, one row per listed width); return how many norms got them.
+    FrozenBN keeps its frozen affine map."""
+    count = 0
+    for module in model.modules():
+        if isinstance(module, (SlicedGroupNorm, SlicedBatchNorm2d)) and module.affine:
+            for name, base in zip(WIDTH_OFFSETS, (module.weight, module.bias)):
+                module.register_parameter(name, nn.Parameter(
+                    base.new_zeros(len(module.widths), base.numel())))
+            count += 1
+    return count

@@ -25,7 +25,7 @@ from torch import nn
 
 from ..config import universal_range, width_quantum
 from ..layers import ChannelRule, SlimConv2d, SlimConvTranspose2d, SlimLinear, SwitchableNorm
-from ..layers.sliced_norm import sliced_norm
+from ..layers.sliced_norm import add_width_offsets, sliced_norm
 from ..layers.switchable_norm import NORM_TYPES, group_norm_in_place_of, norm_at_channels
 from .stock_config import stock_config
 
@@ -39,7 +39,9 @@ def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -
     """Build the slimmable version of the component that ``build_stock(stock_cfg)`` builds.
 
     GroupNorm layers follow slimdet's rule (``build_with_gn_rule``) at every width, so a model
-    whose widest width has e.g. 48 GN channels (an individual model of width 0.75) builds too."""
+    whose widest width has e.g. 48 GN channels (an individual model of width 0.75) builds too.
+    A universal model with ``UNIVERSAL_AFFINE per_width`` gets per-width norm offsets
+    (``add_width_offsets``)."""
     widths = list(cfg.MODEL.SLIMMABLE.WIDTHS)
     width_range = universal_range(cfg)
     module = build_with_gn_rule(build_stock, stock_config(cfg, max(widths)))
@@ -53,7 +55,10 @@ def build_slimmable(cfg: CfgNode, build_stock: Callable[[CfgNode], nn.Module]) -
         references = [build_with_gn_rule(build_stock, stock_config(cfg, w)) for w in widths]
         probe = (build_with_gn_rule(build_stock, stock_config(cfg, PROBE_WIDTH))
                  if width_range else None)
-    return slimmify(module, references, widths, probe, width_range)
+    module = slimmify(module, references, widths, probe, width_range)
+    if width_range and cfg.MODEL.SLIMMABLE.UNIVERSAL_AFFINE == "per_width":
+        add_width_offsets(module)
+    return module
 
 
 # Detectron2's norm that stands in for GN while building: slimdet has no switchable LayerNorm,
