@@ -18,6 +18,8 @@ from slimdet.data import clutter_classes
 from slimdet.data.datasets import CLUTTER_CLASSES
 from slimdet.data.image_folder import register_image_folder
 from slimdet.engine import forward_backward_widths
+from slimdet.engine.classification_trainer import ClassificationTrainer
+from slimdet.engine.classifier_distillation import SoftLabelDistillation
 from slimdet.modeling.classifier import build_stock_resnet_classifier
 from slimdet.utils import load_slimmable_config
 
@@ -60,6 +62,38 @@ def test_classifier_learns_at_every_width():
     for width in (1.0, 0.25):
         first, last = losses[0][width]["loss_cls"].item(), losses[-1][width]["loss_cls"].item()
         assert last < first / 4, (width, first, last)
+
+
+@pytest.mark.parametrize("gt_cls_weight", [0.0, 0.5])
+def test_students_learn_from_the_widest_widths_soft_labels(gt_cls_weight):
+    """The students' distill_cls is the cross entropy against the widest width's detached
+    class distribution (computed here from the logits of each width), their ground-truth
+    loss_cls weighted by GT_CLS_WEIGHT; the widest width keeps its own loss."""
+    cfg = load_slimmable_config(CONFIG, ["MODEL.SLIMMABLE.WIDTHS", [0.25, 1.0],
+                                         "MODEL.SLIMMABLE.DISTILL.ENABLED", True,
+                                         "MODEL.SLIMMABLE.DISTILL.GT_CLS_WEIGHT", gt_cls_weight])
+    distillation = ClassificationTrainer.build_distillation(cfg)
+    assert isinstance(distillation, SoftLabelDistillation)
+    model = build_model(cfg).train()
+    batch = _batch(4)
+    with EventStorage():
+        losses = forward_backward_widths(model, batch, [1.0, 0.25], distillation=distillation)
+        logits = {}
+        for width in (1.0, 0.25):
+            with slimdet.width_scope(model, width), torch.no_grad():
+                images = torch.stack([(x["image"] - model.pixel_mean) / model.pixel_std
+                                      for x in batch])
+                logits[width] = model.backbone(images)["linear"]
+    labels = torch.tensor([x["label"] for x in batch])
+    soft = -(logits[1.0].softmax(1) * logits[0.25].log_softmax(1)).sum(1).mean()
+    assert torch.allclose(losses[0.25]["distill_cls"], soft, atol=1e-5)
+    gt = torch.nn.functional.cross_entropy(logits[0.25], labels)
+    assert torch.allclose(losses[0.25]["loss_cls"], gt_cls_weight * gt, atol=1e-5)
+    assert sorted(losses[1.0]) == ["loss_cls"]
+    detector = build_model(load_slimmable_config(
+        str(REPO / "configs" / "Synthetic" / "clutter_mask_rcnn_R18_FPN.yaml")))
+    with pytest.raises(ValueError, match="needs a SlimmableImageClassifier"):
+        distillation.check_model(detector)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ top-1 accuracy (universal BatchNorm models calibrated first).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Optional
 
 from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog, build_detection_test_loader
@@ -17,6 +18,7 @@ from ..data.image_folder import ClassificationMapper
 from ..data.resumable import resumable_loader
 from ..evaluation import ClassificationEvaluator
 from ..utils.rng import train_seed
+from .classifier_distillation import SoftLabelDistillation, classifier_distillation_from_config
 from .slimmable_trainer import SlimmableTrainer
 
 __all__ = ["ClassificationTrainer"]
@@ -33,6 +35,11 @@ class ClassificationTrainer(SlimmableTrainer):
         dicts = [d for name in cfg.DATASETS.TRAIN for d in DatasetCatalog.get(name)]
         return resumable_loader(dicts, ClassificationMapper(cfg, True), cfg.SOLVER.IMS_PER_BATCH,
                                 train_seed(cfg), False, cfg.DATALOADER.NUM_WORKERS)
+
+    @classmethod
+    def build_distillation(cls, cfg: CfgNode) -> Optional[SoftLabelDistillation]:
+        """Soft-label inplace distillation (``SoftLabelDistillation``), None if it is off."""
+        return classifier_distillation_from_config(cfg)
 
     @classmethod
     def build_test_loader(cls, cfg: CfgNode, dataset_name: str):

@@ -109,18 +109,27 @@ class InplaceDistillation:
                 f"{type(getattr(net, 'roi_heads', None)).__name__}: set "
                 "MODEL.SLIMMABLE.DISTILL.ENABLED False")
 
+    def _keep(self, name: str, pick):
+        """A forward (pre-)hook that records ``pick(*hook args)`` as ``name``, the first call of
+        a forward only; hooks return None."""
+        def hook(module, *args) -> None:
+            self._seen.setdefault(name, pick(*args))
+        return hook
+
     @contextmanager
     def capturing(self, model: nn.Module) -> Iterator[None]:
-        """Record, while the block runs, the features, RPN outputs, sampled proposal boxes and
-        box predictions of ``model``'s forward passes."""
-        net = _unwrap(model)
+        """Record, while the block runs, what ``_hooks`` captures of ``model``'s forwards."""
+        handles = self._hooks(_unwrap(model))
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
-        def keep(name, pick):  # the first call of a forward counts; hooks return None
-            def hook(module, *args) -> None:
-                self._seen.setdefault(name, pick(*args))
-            return hook
-
-        handles = [
+    def _hooks(self, net: nn.Module) -> list:
+        """The features, RPN outputs, sampled proposal boxes and box predictions."""
+        keep = self._keep
+        return [
             net.backbone.register_forward_hook(keep("features", lambda args, out: out)),
             net.proposal_generator.rpn_head.register_forward_hook(
                 keep("rpn", lambda args, out: out)),
@@ -130,11 +139,6 @@ class InplaceDistillation:
             # in training, ROI heads return the sampled proposals with their matched ground truth
             net.roi_heads.register_forward_hook(keep("sampled", lambda args, out: out[0])),
         ]
-        try:
-            yield
-        finally:
-            for handle in handles:
-                handle.remove()
 
     def keep_teacher(self) -> None:
         """The last captured forward (the widest width's) becomes the detached teacher."""
@@ -150,12 +154,14 @@ class InplaceDistillation:
         self.teacher = detach(self._seen)
         self._seen = {}
 
+    ground_truth_cls = GROUND_TRUTH_CLS
+
     def weigh_ground_truth(self, losses: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """A student's ground-truth ``losses`` with the classification terms
-        (``GROUND_TRUTH_CLS``) multiplied by ``gt_cls_weight``; the others as they are."""
+        (``ground_truth_cls``) multiplied by ``gt_cls_weight``; the others as they are."""
         if self.gt_cls_weight == 1.0:
             return losses
-        return {k: v * self.gt_cls_weight if k in GROUND_TRUTH_CLS else v
+        return {k: v * self.gt_cls_weight if k in self.ground_truth_cls else v
                 for k, v in losses.items()}
 
     def student_losses(self, model: nn.Module) -> dict[str, torch.Tensor]:

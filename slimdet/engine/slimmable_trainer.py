@@ -6,6 +6,7 @@ import os
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Optional
 
 import torch
 from detectron2.config import CfgNode
@@ -29,7 +30,7 @@ from ..evaluation import FastCOCOEvaluator, evaluate_widths
 from ..solver import full_model_clipping
 from ..utils.rng import preserved_rng, rng_states, set_rng_states, train_seed
 from .calibration import calibrate_norms, needs_calibration
-from .distillation import distillation_from_config
+from .distillation import InplaceDistillation, distillation_from_config
 from .slimmable_loop import SlimmableAMPTrainer, SlimmableSimpleTrainer
 from .width_sampling import SandwichWidths, width_schedule
 from .weight_average import WeightAverage
@@ -79,13 +80,18 @@ class SlimmableTrainer(DefaultTrainer):
                    optimizer: torch.optim.Optimizer) -> SimpleTrainer:
         """The training loop: ``SlimmableAMPTrainer`` if ``SOLVER.AMP.ENABLED``, else
         ``SlimmableSimpleTrainer``, over ``width_schedule(cfg)`` (seeded by ``SEED``, or a
-        random seed shared by all processes), with the config's distillation, loss reduction
-        and gradient probe."""
+        random seed shared by all processes), with ``build_distillation``, the loss reduction
+        and the gradient probe of the config."""
         seed = train_seed(cfg)
         s = cfg.MODEL.SLIMMABLE
         loop = SlimmableAMPTrainer if cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
         return loop(model, data_loader, optimizer, width_schedule(cfg, seed),
-                    distillation_from_config(cfg), s.LOSS_REDUCTION, s.GRAD_PROBE_PERIOD)
+                    cls.build_distillation(cfg), s.LOSS_REDUCTION, s.GRAD_PROBE_PERIOD)
+
+    @classmethod
+    def build_distillation(cls, cfg: CfgNode) -> Optional[InplaceDistillation]:
+        """Inplace distillation of ``MODEL.SLIMMABLE.DISTILL`` for R-CNN, None if it is off."""
+        return distillation_from_config(cfg)
 
     def build_checkpointer(self, cfg: CfgNode, model: nn.Module) -> SlimmableCheckpointer:
         """A ``SlimmableCheckpointer`` saving to ``OUTPUT_DIR`` with this trainer's state."""
