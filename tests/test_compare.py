@@ -221,7 +221,7 @@ def _log_losses(folder, losses) -> None:
 
 
 def test_training_losses_of_the_tail_are_compared_per_width_and_kept_in_records(tmp_path):
-    """The tail (last 10%: iterations 899-999) means of every per-width loss, S-Net against
+    """The tail (last 10%: iterations 919-999) means of every per-width loss, S-Net against
     the I-Nets of that width averaged over seeds; records keep the curves compactly."""
     snet = _run(tmp_path / "s0", {w: 40.0 for w in WIDTHS})
     _log_losses(tmp_path / "s0", lambda w, it: w + (it >= 899))  # 1 + w in the tail
