@@ -49,13 +49,15 @@ def read_training_curves(folder: str) -> Curves | None:
 
 
 def write_training_curves(folder: str) -> bool:
-    """Write ``folder/training_curves.json`` from the run's ``metrics.json`` (a few kB, kept
-    with the run's records); return whether there were curves to write."""
+    """Write ``folder/training_curves.json`` from the run's ``metrics.json`` (4 significant
+    digits, 5-20 kB, kept with the run's records); return whether there were curves to write."""
     curves = read_training_curves(folder)
     if not curves:
         return False
+    compact = {key: [[int(it), float(f"{value:.4g}")] for it, value in points]
+               for key, points in curves.items()}
     with open(os.path.join(folder, TRAINING_CURVES), "w") as f:
-        json.dump(curves, f, separators=(",", ":"))
+        json.dump(compact, f, separators=(",", ":"))
     return True
 
 

@@ -1,9 +1,9 @@
 """A study's results kept beside the code, so that one study can span machines and sessions.
 
 A run's record is what the reports read: ``per_width_results.json`` and ``config.yaml``, and
-where the run logged them its per-width training losses (``training_curves.json``), a few
-kB each (no checkpoints, no predictions). ``save_records`` copies the records of finished runs to a
-folder (e.g. ``docs/studies/clutter_mask``, committed with the documents that quote them);
+where the run logged them its per-width training losses (``training_curves.json``), up to
+20 kB in all (no checkpoints, no predictions). ``save_records`` copies the records of finished
+runs to a folder (e.g. ``docs/studies/clutter_mask``, committed with the documents that quote them);
 ``restore_records`` puts them back into a study's output, where such a run counts as finished
 (``runner.finished``) and is reported, not retrained. The bootstrap over validation images needs
 a run's predictions, so it covers only the seeds trained where the report is written.
