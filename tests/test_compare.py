@@ -12,7 +12,7 @@ from slimdet.study.plan import PAPER_SETTING
 from slimdet.evaluation.training_curves import TRAINING_CURVES
 from slimdet.study.records import RECORD_FILES, restore_records, save_records
 from slimdet.study.report import write_reports
-from slimdet.study.runner import finished
+from slimdet.study.runner import finished, run_study
 
 
 def _run(folder, ap: dict, *opts):
@@ -249,6 +249,22 @@ def test_training_losses_of_the_tail_are_compared_per_width_and_kept_in_records(
     assert restore_records(str(tmp_path / "records"), str(tmp_path / "fresh"), ["s0"]) == ["s0"]
     assert (tmp_path / "fresh" / "s0" / TRAINING_CURVES).read_text() == json.dumps(
         kept, separators=(",", ":"))
+
+
+def test_only_trains_the_runs_that_match_and_leaves_the_others(tmp_path, capsys):
+    """With ``only``, a run that does not match is neither trained nor an error: here the
+    I-Nets are finished and the S-Net is left for later, so nothing trains at all."""
+    opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]])
+    _inet(tmp_path / "inet_w1_s0", 1.0, 40.0, *opts)
+    _inet(tmp_path / "inet_w0.5_s0", 0.5, 29.0, *opts)
+    for name in ("inet_w1_s0", "inet_w0.5_s0"):
+        (tmp_path / name / "model_final.pth").write_bytes(b"")
+    study = run_study(runs, TASKS["mask"].config_file, opts, str(tmp_path), only=["inet_*"])
+    assert study["runs"] == {} and not (tmp_path / "snet_s0").exists()
+    printed = capsys.readouterr().out
+    assert "snet_s0: not in --only, left for later" in printed
+    assert printed.count("finished earlier, kept") == 2
 
 
 def test_pretrained_plan_pretrains_once_and_starts_each_family_from_its_own_backbone():

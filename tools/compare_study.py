@@ -72,6 +72,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         metavar=("NAME", "'KEY VALUE ...'"),
                         help="also train an S-Net snet_NAME_s<seed> with these overrides, "
                         "compared with the same I-Nets in OUTPUT/report[_recipe]_NAME/")
+    parser.add_argument("--only", nargs="+", default=[], metavar="GLOB",
+                        help="train only the runs whose names match (e.g. 'inet_*_s2'), leave "
+                        "the others for later; the reports cover the finished runs")
     parser.add_argument("--progress-every", type=float, default=30, metavar="SECONDS")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     return parser.parse_args(argv)
@@ -86,7 +89,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
                           records=args.records, progress_every=args.progress_every,
                           pretrained=args.pretrained,
                           pretrain_opts=shlex.split(args.pretrain_opts),
-                          variants={name: shlex.split(opts) for name, opts in args.variant})
+                          variants={name: shlex.split(opts) for name, opts in args.variant},
+                          only=args.only)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from ..data.datasets import annotation_path, default_root
 from .plan import TASKS, Recipe, plan_study
 from .records import restore_records, save_records
 from .report import write_reports
-from .runner import run_study
+from .runner import finished, run_study
 
 __all__ = ["run_and_report"]
 
@@ -22,7 +22,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
                    bootstrap: int = 0, records: Optional[str] = None,
                    progress_every: float = 30, pretrained: bool = False,
                    pretrain_opts: Sequence[str] = (),
-                   variants: Optional[Mapping[str, Sequence[str]]] = None) -> dict:
+                   variants: Optional[Mapping[str, Sequence[str]]] = None,
+                   only: Sequence[str] = ()) -> dict:
     """Generate the task's dataset if missing, train every run of the plan not finished under
     ``output`` and write the reports; returns the study record (``run_study``).
 
@@ -36,6 +37,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
             trained again where a later run needs their backbone file).
         pretrained, pretrain_opts, variants: the paper's protocol (``plan_study``), overrides
             of its pretraining runs, more slimmable runs with their own overrides.
+        only: glob patterns of the run names to train (``run_study``); the reports cover the
+            runs finished so far.
     """
     config_file = config_file or TASKS[task].config_file
     data = default_root(TASKS[task].dataset)  # where the training processes read it
@@ -56,7 +59,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
 
         def on_finished(run):
             save_records(output, records, [run.name])
-    study = run_study(runs, config_file, opts, output, jobs, progress_every, on_finished)
-    for folder in write_reports(runs, recipe_list, output, bootstrap):
+    study = run_study(runs, config_file, opts, output, jobs, progress_every, on_finished, only)
+    done = [run for run in runs if finished(os.path.join(output, run.name))]
+    for folder in write_reports(done, recipe_list, output, bootstrap):
         print(f"[study] report in {folder}/")
     return study

@@ -10,6 +10,7 @@ which on 2 cores trains 2 runs of one thread each about 1.3x faster than one aft
 from __future__ import annotations
 
 import datetime
+import fnmatch
 import json
 import os
 import subprocess
@@ -98,7 +99,8 @@ def _save(study: dict, path: str) -> None:
 
 def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], output: str,
               jobs: int = 1, progress_every: float = 30,
-              on_finished: Optional[Callable[[StudyRun], None]] = None) -> dict:
+              on_finished: Optional[Callable[[StudyRun], None]] = None,
+              only: Sequence[str] = ()) -> dict:
     """Train every run not finished yet under ``output``, ``jobs`` at a time, printing the
     progress every ``progress_every`` seconds; returns the study record (``study.json``).
 
@@ -109,6 +111,8 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
         jobs: runs trained at once; each gets ``os.cpu_count() // jobs`` threads.
         progress_every: seconds between progress lines.
         on_finished: called with each run that finishes training here.
+        only: glob patterns of run names (``inet_*_s2``): train only the runs that match,
+            leave the others for a later study; empty: every run.
     """
     os.makedirs(output, exist_ok=True)
     study_file = os.path.join(output, "study.json")
@@ -125,6 +129,10 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
             print(f"[study] run {index + 1}/{len(runs)} {run.name}: finished earlier, kept")
             progress.done_before += run.cost
             progress.done += run.cost
+        elif only and not any(fnmatch.fnmatchcase(run.name, p) for p in only):
+            print(f"[study] run {index + 1}/{len(runs)} {run.name}: not in --only, left for "
+                  "later")
+            progress.total -= run.cost  # the share done and the ETA cover what trains
         else:
             pending.append((index, run))
     env = dict(os.environ, OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // jobs)))
