@@ -17,7 +17,7 @@ help:
 	@echo "make setup  - create .venv (or use PYTHON / active venv), install torch, detectron2, slimdet"
 	@echo "make test   - setup, then run the test suite"
 	@echo "make demo   - setup, generate synthetic data, train the slimmable Mask R-CNN, evaluate every width"
-	@echo "make compare [TASK=mask|keypoint|faster] [SEEDS=\"0 1 2\"] [RECIPES=\"sum mean clip\"] [JOBS=2] [RECORDS=DIR] [PRETRAINED=1]"
+	@echo "make compare [TASK=mask|keypoint|faster] [SEEDS=\"0 1 2\"] [RECIPES=\"sum mean clip widthclip\"] [JOBS=2] [RECORDS=DIR] [PRETRAINED=1]"
 	@echo "             - setup, generate the clutter data, train the slimmable R-CNN and one"
 	@echo "               individual model per width, seed and recipe, compare them"
 	@echo "make lint   - setup, then ruff check ."

@@ -146,11 +146,12 @@ def test_study_plan_distils_only_the_distilled_runs():
 
 def test_recipes_share_the_individual_runs_they_do_not_change():
     """``mean`` trains a single width exactly as ``sum`` does, so its S-Net is compared with the
-    I-Nets of ``sum``; ``clip`` clips the I-Nets too."""
-    chosen = [recipes(3.0)[name] for name in ("sum", "mean", "clip")]
+    I-Nets of ``sum``; ``clip`` clips the I-Nets too, and ``widthclip`` (each width clipped on
+    its own) shares them."""
+    chosen = [recipes(3.0)[name] for name in ("sum", "mean", "clip", "widthclip")]
     runs = {r.name: r for r in plan_study(TASKS["keypoint"].config_file, [1], [], chosen)}
     assert [name for name in runs if name.startswith("snet")] == [
-        "snet_s1", "snet_mean_s1", "snet_clip_s1"]
+        "snet_s1", "snet_mean_s1", "snet_clip_s1", "snet_widthclip_s1"]
     assert [name for name in runs if name.startswith("inet_w1")] == ["inet_w1_s1",
                                                                      "inet_w1_clip_s1"]
     clip = ["SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "full_model", "SOLVER.CLIP_GRADIENTS.CLIP_VALUE",
@@ -158,6 +159,10 @@ def test_recipes_share_the_individual_runs_they_do_not_change():
     assert " ".join(clip) in " ".join(runs["inet_w0.5_clip_s1"].opts)
     assert " ".join(clip) in " ".join(runs["snet_clip_s1"].opts)
     assert runs["snet_mean_s1"].opts[2:] == ["MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"]
+    assert "CLIP_TYPE per_width" in " ".join(runs["snet_widthclip_s1"].opts)
+    alone = {r.name: r for r in plan_study(TASKS["keypoint"].config_file, [1], [],
+                                           [recipes(3.0)["widthclip"]])}
+    assert alone["inet_w0.5_clip_s1"].opts == runs["inet_w0.5_clip_s1"].opts
 
 
 def test_universal_runs_add_a_column_and_a_curve(tmp_path):

@@ -16,6 +16,7 @@ from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_bac
 from slimdet.engine.gradient_probe import GradientProbe
 from slimdet.engine.weight_average import WeightAverage
 from slimdet.layers import width_key
+from slimdet.solver import WidthGradientClipping
 
 # Scalars of a whole step, not of one width.
 STEP_KEYS = {"total_loss", "grad_norm", "lr", "data_time", "rank_data_time", "time",
@@ -95,6 +96,48 @@ def test_probe_and_mean_reduction_measure_each_widths_own_gradient(tmp_path):
         (latest["w1/total_loss"] + latest["w0.5/total_loss"]) / 2, rel=1e-6)
 
 
+def test_per_width_clipping_caps_each_widths_own_gradient_before_the_sum(tmp_path):
+    """Widths 1.0 and 0.5 with a threshold between their gradients' norms: the larger one is
+    scaled to the threshold, the other added as it is; each width logs its norm before."""
+    torch.manual_seed(0)
+    model = build_model(tiny_train_cfg(tmp_path, "MODEL.MASK_ON", False, *DETERMINISTIC))
+    data = _batch()
+    alone = {}
+    for width in (1.0, 0.5):
+        model.zero_grad(set_to_none=True)
+        with EventStorage(0):
+            forward_backward_widths(model, data, [width])
+        alone[width] = _flat_grad(model)
+    norms = {w: float(g.double().norm()) for w, g in alone.items()}  # 11.6M terms: fp32 is off
+    threshold = sum(norms.values()) / 2
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    trainer = SlimmableSimpleTrainer(model, [data], optimizer, widths=[1.0, 0.5],
+                                     width_clip=threshold, probe_period=1)
+    with EventStorage(0) as storage:
+        trainer.run_step()
+        latest = {k: v for k, (v, _) in storage.latest().items()}
+    expected = sum(g * min(1.0, threshold / norms[w]) for w, g in alone.items())
+    assert torch.allclose(_flat_grad(model), expected, rtol=1e-4, atol=1e-7)
+    for width, label in ((1.0, "w1"), (0.5, "w0.5")):
+        assert latest[f"{label}/clip_norm"] == pytest.approx(norms[width], rel=1e-4)
+        assert latest[f"{label}/grad_norm"] == pytest.approx(min(norms[width], threshold),
+                                                             rel=1e-3)  # the probe's fp32
+
+
+def test_width_clipping_reads_unscaled_gradients_and_keeps_what_was_there():
+    p, fresh = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(1))
+    clipping = WidthGradientClipping([p, fresh], max_norm=1.0)
+    p.grad = torch.tensor([1.0, 1.0])
+
+    def backward():  # adds (6, 8) to p and creates fresh's gradient (0): scaled by 2, norm 5
+        p.grad += torch.tensor([6.0, 8.0])
+        fresh.grad = torch.zeros(1)
+
+    assert clipping(backward, scale=2.0) == pytest.approx(5.0)
+    assert p.grad.tolist() == pytest.approx([1.0 + 6 / 5, 1.0 + 8 / 5], rel=1e-5)
+    assert fresh.grad.tolist() == [0.0]
+
+
 def test_gradient_probe_takes_increments():
     p = nn.Parameter(torch.zeros(2))
     probe = GradientProbe([p])
@@ -165,11 +208,19 @@ def test_full_model_clipping_caps_the_joint_norm_and_keeps_the_direction(tmp_pat
                    zip(model.parameters(), before, grads))
 
 
-def test_clipping_types_and_bad_recipes_are_named(tmp_path):
+def test_clipping_types_and_bad_recipes_are_named(tiny_data, tmp_path):
     _, per_parameter = _clipped_optimizer(tmp_path, 1.0, clip_type="norm")
     assert "FullModelClipping" not in type(per_parameter).__name__  # Detectron2's own
     with pytest.raises(ValueError, match="CLIP_VALUE must be positive, got 0.0"):
         _clipped_optimizer(tmp_path, 0.0)
+    with pytest.raises(ValueError, match="CLIP_VALUE must be positive, got -1.0"):
+        SlimmableTrainer(tiny_train_cfg(tmp_path, "SOLVER.CLIP_GRADIENTS.ENABLED", True,
+                                        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width",
+                                        "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", -1.0))
+    with pytest.raises(ValueError, match="per_width clips the L2 norm: NORM_TYPE must be 2.0"):
+        SlimmableTrainer(tiny_train_cfg(tmp_path, "SOLVER.CLIP_GRADIENTS.ENABLED", True,
+                                        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width",
+                                        "SOLVER.CLIP_GRADIENTS.NORM_TYPE", 1.0))
     cfg = tiny_train_cfg(tmp_path, "MODEL.SLIMMABLE.LOSS_REDUCTION", "avg")
     with pytest.raises(ValueError, match="LOSS_REDUCTION must be 'sum' or 'mean', got 'avg'"):
         SlimmableTrainer(cfg)

@@ -4,7 +4,7 @@ individually at each width (I-Nets), same config, schedule and recipe, for every
 the report.
 
     tools/compare_study.py [--task mask|keypoint|faster] [--seeds 0 1 2] \\
-        [--recipes sum mean clip] [--clip-value 3] [--universal] [--distill] [--jobs 2] \\
+        [--recipes sum mean clip widthclip] [--clip-value 3] [--universal] [--distill] [--jobs 2] \\
         [--output output/compare] [--records DIR] [KEY VALUE ...]
 
 --task picks the benchmark (configs/Synthetic/clutter_{task}_rcnn_R18_FPN.yaml; --config-file
@@ -13,7 +13,8 @@ S-Net (OUTPUT/snet[_recipe]_s<seed>) and one I-Net per width (OUTPUT/inet_w<w>[_
 MODEL.SLIMMABLE.WIDTHS [w]); --universal adds a universally slimmable model (usnet_s<seed>,
 evaluated every 1/16 from the narrowest width to 1), --distill an S-Net (and US-Net) with
 inplace distillation. Recipes: sum (the widths' losses summed: the paper's), mean (divided by
-the number of widths), clip (summed, all gradients clipped to a joint L2 norm of --clip-value).
+the number of widths), clip (summed, all gradients clipped to a joint L2 norm of --clip-value),
+widthclip (each width's gradient clipped at --clip-value before the sum; the I-Nets of clip).
 Then OUTPUT/report[_recipe][_distill]/comparison.{md,json,csv,png} per recipe, with paired
 S - I differences and 95% intervals over seeds, and (--bootstrap) the spread of each seed's
 difference over resampled validation images. Finished runs are kept and a killed run resumes

@@ -17,6 +17,7 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ..layers import width_key
+from ..solver import WidthGradientClipping
 from .distillation import InplaceDistillation
 from .gradient_probe import GradientProbe
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
@@ -38,7 +39,10 @@ class WidthsStep:
     ``probe_period`` iterations a ``GradientProbe`` adds ``w0.25/grad_norm`` and
     ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm``; with distillation also,
     per student, ``w0.25/grad_norm_gt`` and per distillation term ``w0.25/grad_norm_<term>``
-    and ``w0.25/grad_cos_gt_<term>`` (``GradientProbe.term_stats``).
+    and ``w0.25/grad_cos_gt_<term>`` (``GradientProbe.term_stats``). With ``width_clip`` > 0
+    what each width adds to the gradient is clipped at that L2 norm before the sum
+    (``WidthGradientClipping``) and its norm before clipping logged as ``w0.25/clip_norm``;
+    under DDP each process clips its own share, before the gradients are averaged.
     """
 
     schedule: WidthSchedule
@@ -46,7 +50,7 @@ class WidthsStep:
 
     def _init_widths(self, widths: Sequence[float] | WidthSchedule,
                      distillation: InplaceDistillation | None, loss_reduction: str,
-                     probe_period: int) -> None:
+                     probe_period: int, width_clip: float) -> None:
         self.schedule = widths if isinstance(widths, WidthSchedule) else FixedWidths(widths)
         self.distillation = distillation
         if distillation is not None:
@@ -56,9 +60,19 @@ class WidthsStep:
         self.loss_reduction = loss_reduction
         self.probe_period = probe_period
         self.probe = GradientProbe(self.model.parameters()) if probe_period > 0 else None
+        self.width_clipping = (WidthGradientClipping(self.model.parameters(), width_clip)
+                               if width_clip else None)
 
     def _backward(self, loss: torch.Tensor) -> None:
         loss.backward()
+
+    def _width_backward(self, loss: torch.Tensor) -> None:
+        """One width's backward, its gradient clipped if ``width_clip`` asks for it."""
+        if self.width_clipping is None:
+            self._backward(loss)
+            return
+        norm = self.width_clipping(lambda: self._backward(loss), self._grad_scale())
+        get_event_storage().put_scalar("clip_norm", norm)
 
     def _optimizer_step(self) -> None:
         self.optimizer.step()
@@ -105,7 +119,7 @@ class WidthsStep:
         def terms(losses: dict[str, torch.Tensor]) -> None:
             storage.put_scalars(**probe.term_stats(losses))
 
-        per_width = forward_backward_widths(self.model, data, widths, self._backward,
+        per_width = forward_backward_widths(self.model, data, widths, self._width_backward,
                                             self._autocast, distillation, scope,
                                             self._loss_scale(widths),
                                             terms if probe and distillation else None)
@@ -138,14 +152,14 @@ class WidthsStep:
 
 class SlimmableSimpleTrainer(WidthsStep, SimpleTrainer):
     """``SimpleTrainer`` that visits ``widths`` (a list, or a ``WidthSchedule``) on every
-    iteration, with inplace ``distillation`` if given."""
+    iteration, with inplace ``distillation`` if given (``WidthsStep`` has the options)."""
 
     def __init__(self, model: nn.Module, data_loader, optimizer,
                  widths: Sequence[float] | WidthSchedule,
                  distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
-                 probe_period: int = 0, **kwargs):
+                 probe_period: int = 0, width_clip: float = 0.0, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
-        self._init_widths(widths, distillation, loss_reduction, probe_period)
+        self._init_widths(widths, distillation, loss_reduction, probe_period, width_clip)
 
 
 class SlimmableAMPTrainer(WidthsStep, AMPTrainer):
@@ -155,9 +169,9 @@ class SlimmableAMPTrainer(WidthsStep, AMPTrainer):
     def __init__(self, model: nn.Module, data_loader, optimizer,
                  widths: Sequence[float] | WidthSchedule,
                  distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
-                 probe_period: int = 0, **kwargs):
+                 probe_period: int = 0, width_clip: float = 0.0, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
-        self._init_widths(widths, distillation, loss_reduction, probe_period)
+        self._init_widths(widths, distillation, loss_reduction, probe_period, width_clip)
 
     def _autocast(self):
         return torch.autocast("cuda", dtype=self.precision)

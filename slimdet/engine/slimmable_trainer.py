@@ -80,13 +80,17 @@ class SlimmableTrainer(DefaultTrainer):
                    optimizer: torch.optim.Optimizer) -> SimpleTrainer:
         """The training loop: ``SlimmableAMPTrainer`` if ``SOLVER.AMP.ENABLED``, else
         ``SlimmableSimpleTrainer``, over ``width_schedule(cfg)`` (seeded by ``SEED``, or a
-        random seed shared by all processes), with ``build_distillation``, the loss reduction
-        and the gradient probe of the config."""
+        random seed shared by all processes), with ``build_distillation``, the loss reduction,
+        the gradient probe and the per-width clipping (``CLIP_TYPE "per_width"``) of the
+        config."""
         seed = train_seed(cfg)
         s = cfg.MODEL.SLIMMABLE
         loop = SlimmableAMPTrainer if cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
+        clip = cfg.SOLVER.CLIP_GRADIENTS
+        width_clip = clip.CLIP_VALUE if clip.ENABLED and clip.CLIP_TYPE == "per_width" else 0.0
         return loop(model, data_loader, optimizer, width_schedule(cfg, seed),
-                    cls.build_distillation(cfg), s.LOSS_REDUCTION, s.GRAD_PROBE_PERIOD)
+                    cls.build_distillation(cfg), s.LOSS_REDUCTION, s.GRAD_PROBE_PERIOD,
+                    width_clip)
 
     @classmethod
     def build_distillation(cls, cfg: CfgNode) -> Optional[InplaceDistillation]:
@@ -117,13 +121,19 @@ class SlimmableTrainer(DefaultTrainer):
         """Detectron2's optimizer; with ``SOLVER.CLIP_GRADIENTS.CLIP_TYPE "full_model"`` it
         clips the L2 norm (``NORM_TYPE``) of all gradients together at ``CLIP_VALUE``
         (``slimdet.solver.full_model_clipping``), after every width of the step added its
-        gradient."""
+        gradient. ``CLIP_TYPE "per_width"`` clips in the training loop instead, each width's
+        gradient before the sum (``build_loop``), and the optimizer is Detectron2's plain one."""
         clip = cfg.SOLVER.CLIP_GRADIENTS
-        if not (clip.ENABLED and clip.CLIP_TYPE == "full_model"):
+        if not (clip.ENABLED and clip.CLIP_TYPE in ("full_model", "per_width")):
             return super().build_optimizer(cfg, model)
         plain = cfg.clone()
         plain.defrost()
         plain.SOLVER.CLIP_GRADIENTS.ENABLED = False
+        if clip.CLIP_TYPE == "per_width":
+            if clip.NORM_TYPE != 2.0:
+                raise ValueError("SOLVER.CLIP_GRADIENTS.CLIP_TYPE per_width clips the L2 norm: "
+                                 f"NORM_TYPE must be 2.0, got {clip.NORM_TYPE}")
+            return super().build_optimizer(plain, model)
         return full_model_clipping(super().build_optimizer(plain, model), clip.CLIP_VALUE,
                                    clip.NORM_TYPE)
 

@@ -1,4 +1,4 @@
 """Optimizer additions for slimmable training."""
-from .gradient_clipping import full_model_clipping
+from .gradient_clipping import WidthGradientClipping, full_model_clipping
 
-__all__ = ["full_model_clipping"]
+__all__ = ["full_model_clipping", "WidthGradientClipping"]

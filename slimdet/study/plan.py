@@ -3,8 +3,9 @@
 A study trains, for every seed and recipe, one individual network per width (I-Nets:
 ``MODEL.SLIMMABLE.WIDTHS [w]``) and the slimmable network (S-Net), optionally a distilled S-Net
 and a universally slimmable network (US-Net), all from one config and schedule. An I-Net and
-its S-Net always share the recipe and the seed (so the data stream); a recipe that changes
-nothing for a network of one width (``mean``) reuses the I-Nets of ``sum``.
+its S-Net always share the recipe and the seed (so the data stream); a recipe that trains a
+network of one width as another recipe does (``mean`` as ``sum``, ``widthclip`` as ``clip``)
+reuses that recipe's I-Nets.
 
 With ``pretrained`` the study follows the paper's protocol instead: a slimmable ResNet and one
 ResNet per width are first pretrained for classification on the clutter classes
@@ -37,7 +38,7 @@ PAPER_SETTING = ("MODEL.RESNETS.NORM", "FrozenBN", "MODEL.SLIMMABLE.SLIM_FPN", "
 # side by side on the 2-core CPU.
 _PRETRAIN_COST = 0.45
 # Words of run names that a study variant may not take.
-_RESERVED = {"distill", "pt", "sum", "mean", "clip"}
+_RESERVED = {"distill", "pt", "sum", "mean", "clip", "widthclip"}
 # Relative cost of one training iteration at width w: 0.15 + 0.54 w^2, measured with the clutter
 # Mask R-CNN on a 2-core CPU (0.18 s at 0.25, 0.69 s at 1.0). Only ratios matter: the ETA scales
 # them by the speed observed in the study.
@@ -73,30 +74,37 @@ TASKS = {
 @dataclass(frozen=True)
 class Recipe:
     """How the widths' gradients become one step: config overrides of every run
-    (``opts``) and of the single-width runs (``individual_opts``)."""
+    (``opts``) and of the single-width runs (``individual_opts``), and the recipe whose I-Nets
+    this one's are (``individuals``; its own if empty)."""
 
     name: str
     opts: tuple[str, ...]
     individual_opts: tuple[str, ...]
+    individuals: str = ""
 
     def suffix(self, individual: bool = False) -> str:
-        """What run names of this recipe carry (none for ``sum`` and for I-Nets that equal
+        """What run names of this recipe carry (none for ``sum`` and for I-Nets that are
         ``sum``'s)."""
-        shares_sum = individual and not self.individual_opts
-        return "" if self.name == "sum" or shares_sum else f"_{self.name}"
+        name = (self.individuals or self.name) if individual else self.name
+        return "" if name == "sum" else f"_{name}"
 
 
 def recipes(clip_value: float = DEFAULT_CLIP_VALUE) -> dict[str, Recipe]:
     """The recipes a study can compare: ``sum`` (the widths' losses summed, as in the paper and
     the official code), ``mean`` (divided by the number of widths; a single width trains as
-    under ``sum``) and ``clip`` (summed, all gradients clipped to a joint L2 norm of
-    ``clip_value``, as the official code's ``grad_clip``; I-Nets clipped alike)."""
-    clip = ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE",
-            "full_model", "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", str(clip_value),
-            "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0")
+    under ``sum``), ``clip`` (summed, all gradients clipped to a joint L2 norm of
+    ``clip_value``, as the official code's ``grad_clip``; I-Nets clipped alike) and
+    ``widthclip`` (each width's gradient clipped at ``clip_value`` before the sum: a single
+    width trains as under ``clip``)."""
+    def clipping(kind: str) -> tuple[str, ...]:
+        return ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", kind,
+                "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", str(clip_value),
+                "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0")
+    clip = clipping("full_model")
     return {"sum": Recipe("sum", (), ()),
-            "mean": Recipe("mean", ("MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"), ()),
-            "clip": Recipe("clip", clip, clip)}
+            "mean": Recipe("mean", ("MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"), (), "sum"),
+            "clip": Recipe("clip", clip, clip),
+            "widthclip": Recipe("widthclip", clipping("per_width"), clip, "clip")}
 
 
 @dataclass
