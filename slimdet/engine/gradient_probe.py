@@ -16,6 +16,16 @@ import torch
 __all__ = ["GradientProbe"]
 
 
+def _norm(x: torch.Tensor) -> float:
+    """L2 norm summed in float64: over millions of float32 terms a float32 sum is off by 1e-4."""
+    return float(torch.linalg.vector_norm(x, dtype=torch.float64))
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    denominator = _norm(a) * _norm(b)
+    return float(torch.dot(a.double(), b.double())) / denominator if denominator > 0 else 0.0
+
+
 class GradientProbe:
     """Per-width gradient increments of one training step.
 
@@ -43,13 +53,11 @@ class GradientProbe:
         grad = self._flat_grad() / scale
         added = grad if self._seen is None else grad - self._seen
         self._seen = grad
-        stats = {"grad_norm": float(added.norm())}
+        stats = {"grad_norm": _norm(added)}
         if self._widest is None:
             self._widest = added
         else:
-            denominator = float(added.norm() * self._widest.norm())
-            stats["grad_cos_widest"] = (float(added @ self._widest) / denominator
-                                        if denominator > 0 else 0.0)
+            stats["grad_cos_widest"] = _cosine(added, self._widest)
         return stats
 
     def _gradient_of(self, loss: torch.Tensor) -> torch.Tensor:
@@ -67,15 +75,13 @@ class GradientProbe:
         if not terms:
             return {}
         gt = self._gradient_of(sum(v for k, v in losses.items() if k not in terms))
-        stats = {"grad_norm_gt": float(gt.norm())}
+        stats = {"grad_norm_gt": _norm(gt)}
         for name, loss in terms.items():
             grad = self._gradient_of(loss)
-            denominator = float(grad.norm() * gt.norm())
-            stats[f"grad_norm_{name}"] = float(grad.norm())
-            stats[f"grad_cos_gt_{name}"] = (float(grad @ gt) / denominator
-                                            if denominator > 0 else 0.0)
+            stats[f"grad_norm_{name}"] = _norm(grad)
+            stats[f"grad_cos_gt_{name}"] = _cosine(grad, gt)
         return stats
 
     def total_norm(self, scale: float = 1.0) -> float:
         """L2 norm of the whole accumulated gradient."""
-        return float(self._flat_grad().norm()) / scale
+        return _norm(self._flat_grad()) / scale
