@@ -9,6 +9,7 @@ from helpers import WIDTHS, synthetic_cfg, tool
 from slimdet.data import clutter, clutter_classes
 from slimdet.study import TASKS, plan_study, recipes
 from slimdet.study.plan import PAPER_SETTING
+from slimdet.evaluation.gradient_summary import GRADIENT_PROBE
 from slimdet.evaluation.training_curves import TRAINING_CURVES
 from slimdet.study.records import RECORD_FILES, restore_records, save_records
 from slimdet.study.report import write_reports
@@ -219,7 +220,7 @@ def _log_losses(folder, losses) -> None:
         row = {"iteration": it, "total_loss": 9.0, "lr": 0.01}
         for w in WIDTHS:
             row.update({f"w{w:g}/loss_cls": losses(w, it), f"w{w:g}/total_loss": 2 * losses(w, it),
-                        f"w{w:g}/fast_rcnn/cls_accuracy": 0.5})
+                        f"w{w:g}/fast_rcnn/cls_accuracy": 0.5, f"w{w:g}/grad_norm": w})
         rows.append(row)
     rows.append({"iteration": 999, "w1/bbox/AP": 40.0})
     (folder / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -251,6 +252,8 @@ def test_training_losses_of_the_tail_are_compared_per_width_and_kept_in_records(
     save_records(str(tmp_path), str(tmp_path / "records"), ["s0"])
     kept = json.loads((tmp_path / "records" / "s0" / TRAINING_CURVES).read_text())
     assert kept["w0.25/loss_cls"][-1] == [999, 1.25]
+    probe = json.loads((tmp_path / "records" / "s0" / GRADIENT_PROBE).read_text())
+    assert sorted(probe) == [f"w{w:g}/grad_norm" for w in sorted(WIDTHS)]
     assert restore_records(str(tmp_path / "records"), str(tmp_path / "fresh"), ["s0"]) == ["s0"]
     assert (tmp_path / "fresh" / "s0" / TRAINING_CURVES).read_text() == json.dumps(
         kept, separators=(",", ":"))

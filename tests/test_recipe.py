@@ -11,9 +11,10 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 from torch import nn
 
-from helpers import DETERMINISTIC, WIDTHS, tiny_train_cfg
+from helpers import DETERMINISTIC, WIDTHS, tiny_train_cfg, tool
 from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
 from slimdet.engine.gradient_probe import GradientProbe
+from slimdet.evaluation.gradient_summary import read_probe, write_probe
 from slimdet.engine.weight_average import WeightAverage
 from slimdet.layers import width_key
 from slimdet.solver import WidthGradientClipping
@@ -43,6 +44,8 @@ def test_everything_the_model_logs_is_logged_per_width(tiny_data, tmp_path, capl
     with open(tmp_path / "metrics.json") as f:
         last = [json.loads(line) for line in f][-1]
     assert "w0.25/fast_rcnn/fg_cls_accuracy" in last and "fast_rcnn/cls_accuracy" not in last
+    for key in ("w0.5/grad_norm", "w0.5/grad_cos_widest", "grad_norm"):  # not a window's median
+        assert last[key] == trainer.storage.history(key).latest(), key
     printed = [r.getMessage() for r in caplog.records]
     assert any("w0.25" in line and "fast_rcnn/cls_accuracy" in line and "grad_norm" in line
                for line in printed), printed
@@ -148,6 +151,22 @@ def test_gradient_probe_takes_increments():
     p.grad = torch.tensor([3.0, 5.0])  # the second width added (0, 1), that is (0, 0.5)
     assert probe.measure(scale=2.0) == pytest.approx({"grad_norm": 0.5, "grad_cos_widest": 0.8})
     assert probe.total_norm(scale=2.0) == pytest.approx(34 ** 0.5 / 2)
+
+
+def test_probe_summary_reads_metrics_and_keeps_records(tmp_path, capsys):
+    rows = [{"iteration": it, "w0.5/grad_norm": float(it), "w0.5/loss_cls": 1.0,
+             "grad_norm": 2.0 * it} for it in range(19, 220, 20)]  # 19, 39, ..., 219
+    (tmp_path / "metrics.json").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    summary = tool("probe_summary").main([str(tmp_path), "--from", "100"])[str(tmp_path)]
+    assert summary["w0.5/grad_norm"] == {"median": 169.0, "p10": 129.0, "p90": 209.0,
+                                         "count": 6}  # 119, 139, ..., 219
+    assert sorted(summary) == ["grad_norm", "w0.5/grad_norm"]  # no loss
+    assert "| `w0.5/grad_norm` | 169 | 129 to 209 | 6 |" in capsys.readouterr().out
+    assert write_probe(str(tmp_path))
+    (tmp_path / "metrics.json").unlink()
+    assert read_probe(str(tmp_path))["grad_norm"][-1] == [219, 438.0]
+    with pytest.raises(SystemExit, match="no gradient probe scalars"):
+        tool("probe_summary").main([str(tmp_path / "missing")])
 
 
 def test_gradient_probe_takes_a_students_loss_terms_apart():

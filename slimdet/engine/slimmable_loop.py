@@ -37,7 +37,8 @@ class WidthsStep:
     summed, or averaged with ``loss_reduction="mean"``). Under the sandwich rule the widths
     drawn between the widest and the narrowest are logged together as ``sampled/...``. Every
     ``probe_period`` iterations a ``GradientProbe`` adds ``w0.25/grad_norm`` and
-    ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm``; with distillation also,
+    ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm`` (each probed iteration's
+    own values: writers do not smooth them over a window); with distillation also,
     per student, ``w0.25/grad_norm_gt`` and per distillation term ``w0.25/grad_norm_<term>``
     and ``w0.25/grad_cos_gt_<term>`` (``GradientProbe.term_stats``). With ``width_clip`` > 0
     what each width adds to the gradient is clipped at that L2 norm before the sum
@@ -114,10 +115,10 @@ class WidthsStep:
             with storage.name_scope(self._label(width, widths)):
                 yield
                 if probe is not None:
-                    storage.put_scalars(**probe.measure(self._grad_scale()))
+                    storage.put_scalars(**probe.measure(self._grad_scale()), smoothing_hint=False)
 
         def terms(losses: dict[str, torch.Tensor]) -> None:
-            storage.put_scalars(**probe.term_stats(losses))
+            storage.put_scalars(**probe.term_stats(losses), smoothing_hint=False)
 
         per_width = forward_backward_widths(self.model, data, widths, self._width_backward,
                                             self._autocast, distillation, scope,
@@ -125,7 +126,8 @@ class WidthsStep:
                                             terms if probe and distillation else None)
         all_reduce_gradients(self.model)
         if probe is not None:
-            storage.put_scalar("grad_norm", probe.total_norm(self._grad_scale()))
+            storage.put_scalar("grad_norm", probe.total_norm(self._grad_scale()),
+                               smoothing_hint=False)
         self.after_backward()
         self._write_width_metrics(per_width, data_time)
         self._optimizer_step()

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 from ..layers import parse_width_key
 
-__all__ = ["TRAINING_CURVES", "read_training_curves", "write_training_curves",
-           "compare_training", "training_markdown"]
+__all__ = ["TRAINING_CURVES", "read_curves", "write_curves", "read_training_curves",
+           "write_training_curves", "compare_training", "training_markdown"]
 
 TRAINING_CURVES = "training_curves.json"
 Curves = dict[str, list[list[float]]]  # "w0.25/loss_cls" -> [[iteration, value], ...]
@@ -27,11 +27,11 @@ def _is_width_loss(key: str) -> bool:
     return head.startswith("w") and (name == "total_loss" or name.startswith("loss_"))
 
 
-def read_training_curves(folder: str) -> Curves | None:
-    """The per-width losses of the run in ``folder`` (``w<width>/total_loss`` and
-    ``w<width>/loss_*`` against iteration), from its ``training_curves.json`` or else its
-    ``metrics.json``; None if it has neither."""
-    compact = os.path.join(folder, TRAINING_CURVES)
+def read_curves(folder: str, compact_file: str, keep: Callable[[str], bool]) -> Curves | None:
+    """The scalars of the run in ``folder`` whose keys ``keep`` accepts, against iteration,
+    from its compact copy ``compact_file`` or else its ``metrics.json``; None if it has
+    neither."""
+    compact = os.path.join(folder, compact_file)
     if os.path.isfile(compact):
         with open(compact) as f:
             return json.load(f)
@@ -43,22 +43,35 @@ def read_training_curves(folder: str) -> Curves | None:
         for line in f:
             row = json.loads(line)
             for key, value in row.items():
-                if _is_width_loss(key):
+                if keep(key):
                     curves.setdefault(key, []).append([row["iteration"], value])
     return curves
 
 
-def write_training_curves(folder: str) -> bool:
-    """Write ``folder/training_curves.json`` from the run's ``metrics.json`` (4 significant
-    digits, 5-20 kB, kept with the run's records); return whether there were curves to write."""
-    curves = read_training_curves(folder)
+def write_curves(folder: str, compact_file: str, keep: Callable[[str], bool]) -> bool:
+    """Write ``folder/compact_file`` from the run's ``metrics.json`` (the keys ``keep``
+    accepts, 4 significant digits); return whether there were curves to write."""
+    curves = read_curves(folder, compact_file, keep)
     if not curves:
         return False
     compact = {key: [[int(it), float(f"{value:.4g}")] for it, value in points]
                for key, points in curves.items()}
-    with open(os.path.join(folder, TRAINING_CURVES), "w") as f:
+    with open(os.path.join(folder, compact_file), "w") as f:
         json.dump(compact, f, separators=(",", ":"))
     return True
+
+
+def read_training_curves(folder: str) -> Curves | None:
+    """The per-width losses of the run in ``folder`` (``w<width>/total_loss`` and
+    ``w<width>/loss_*`` against iteration), from its ``training_curves.json`` or else its
+    ``metrics.json``; None if it has neither."""
+    return read_curves(folder, TRAINING_CURVES, _is_width_loss)
+
+
+def write_training_curves(folder: str) -> bool:
+    """Write ``folder/training_curves.json`` from the run's ``metrics.json`` (5-20 kB, kept
+    with the run's records); return whether there were curves to write."""
+    return write_curves(folder, TRAINING_CURVES, _is_width_loss)
 
 
 def _tail_mean(points: Sequence[Sequence[float]], tail: float) -> float:

@@ -1,9 +1,10 @@
 """A study's results kept beside the code, so that one study can span machines and sessions.
 
 A run's record is what the reports read: ``per_width_results.json`` and ``config.yaml``, and
-where the run logged them its per-width training losses (``training_curves.json``), up to
-20 kB in all (no checkpoints, no predictions). ``save_records`` copies the records of finished
-runs to a folder (e.g. ``docs/studies/clutter_mask``, committed with the documents that quote them);
+where the run logged them its per-width training losses (``training_curves.json``) and its
+gradient probe (``gradient_probe.json``), up to 40 kB in all (no checkpoints, no predictions).
+``save_records`` copies the records of finished runs to a folder (e.g.
+``docs/studies/clutter_mask``, committed with the documents that quote them);
 ``restore_records`` puts them back into a study's output, where such a run counts as finished
 (``runner.finished``) and is reported, not retrained. The bootstrap over validation images needs
 a run's predictions, so it covers only the seeds trained where the report is written.
@@ -14,12 +15,13 @@ import os
 import shutil
 from typing import Sequence
 
+from ..evaluation.gradient_summary import GRADIENT_PROBE, write_probe
 from ..evaluation.training_curves import TRAINING_CURVES, write_training_curves
 
 __all__ = ["RECORD_FILES", "RESTORED_MARKER", "save_records", "restore_records"]
 
 RECORD_FILES = ("per_width_results.json", "config.yaml")
-OPTIONAL_FILES = (TRAINING_CURVES,)
+OPTIONAL_FILES = (TRAINING_CURVES, GRADIENT_PROBE)
 RESTORED_MARKER = "restored_from.txt"  # in a run folder restored from records
 
 
@@ -36,7 +38,8 @@ def _copy(source: str, target: str) -> None:
 
 def save_records(output: str, records: str, names: Sequence[str]) -> list[str]:
     """Copy the records of the runs ``names`` under ``output`` that finished training (a
-    ``model_final.pth`` and both record files; the training curves too, from ``metrics.json``)
+    ``model_final.pth`` and both record files; the training curves and the gradient probe too,
+    from ``metrics.json``)
     to ``records/<name>/``; return their names."""
     saved = []
     for name in names:
@@ -44,6 +47,7 @@ def save_records(output: str, records: str, names: Sequence[str]) -> list[str]:
         if not (_has_record(folder) and os.path.isfile(os.path.join(folder, "model_final.pth"))):
             continue
         write_training_curves(folder)
+        write_probe(folder)
         _copy(folder, os.path.join(records, name))
         saved.append(name)
     return saved
