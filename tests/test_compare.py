@@ -47,6 +47,31 @@ def test_comparison_averages_seeds_and_writes_every_file(tmp_path):
         tmp_path / "out" / "comparison.md").read_text()
 
 
+def test_a_variant_is_paired_with_the_snet_of_its_seed(tmp_path):
+    """A variant S-Net (e.g. distilled) against the plain S-Net: at width 1.0 the variant
+    gains 1 and 3 box AP in seeds 0 and 1 (mean 2, std sqrt(2), interval 2 ± 12.706); a seed
+    the S-Net lacks (2) pairs with nothing. Runs of another schedule are refused."""
+    base = [_run(tmp_path / f"s{seed}", {w: 40 * w + seed for w in WIDTHS}, "SEED", seed)
+            for seed in (0, 1)]
+    variant = [_run(tmp_path / f"v{seed}", {w: 40 * w + seed + (1 + 2 * seed) * (w == 1.0)
+                                            for w in WIDTHS}, "SEED", seed) for seed in (0, 1, 2)]
+    inets = [_inet(tmp_path / f"i{w}", w, 30.0) for w in WIDTHS]
+    out = tmp_path / "out"
+    tool("compare_widths").main(["--slimmable", *variant, "--individual", *inets,
+                                 "--baseline", *base, "--output", str(out)])
+    against = json.loads((out / "comparison.json").read_text())["against_snet"]
+    wide = next(row for row in against if row["width"] == 1.0)["box AP"]
+    assert wide["paired"]["mean"] == 2.0 and wide["paired"]["n"] == 2
+    assert wide["paired"]["ci95"] == pytest.approx([2 - 12.706, 2 + 12.706])
+    assert wide["variant"]["n"] == 3 and wide["S-Net"]["mean"] == 40.5
+    report = (out / "comparison.md").read_text()
+    assert "| 0.5 | 20.5 ± 0.7 → 21.0 ± 1.0 | +0.0 [+0.0, +0.0] ~ |" in report
+    other = _run(tmp_path / "long", {w: 1.0 for w in WIDTHS}, "SOLVER.MAX_ITER", 7)
+    with pytest.raises(ValueError, match="SOLVER.MAX_ITER"):
+        tool("compare_widths").main(["--slimmable", *variant, "--individual", *inets,
+                                     "--baseline", other, "--output", str(out)])
+
+
 def test_same_seed_differences_get_a_95_percent_interval(tmp_path):
     """S - I is paired by SEED: at width 1.0 the differences 1, 2, 3 over three seeds give
     mean 2, std 1 and 2 ± 4.303/sqrt(3), which spans zero; at 0.5 the differences 1.9, 2.0,
@@ -324,7 +349,10 @@ def test_variants_are_more_s_nets_compared_with_the_same_i_nets(tmp_path):
     _inet(tmp_path / "inet_w0.5_s0", 0.5, 29.0, *opts)
     folders = write_reports(runs, [recipes()["sum"]], str(tmp_path))
     assert [f.rsplit("/", 1)[-1] for f in folders] == ["report", "report_bounded"]
-    rows = json.loads((tmp_path / "report_bounded" / "comparison.json").read_text())["rows"]
-    assert rows[1]["box AP"]["paired"]["mean"] == 2.5
+    report = json.loads((tmp_path / "report_bounded" / "comparison.json").read_text())
+    assert report["rows"][1]["box AP"]["paired"]["mean"] == 2.5
+    assert report["against_snet"][1]["box AP"]["paired"]["mean"] == 1.5  # 42.5 - 41.0
+    plain = json.loads((tmp_path / "report" / "comparison.json").read_text())
+    assert plain["against_snet"] == []  # the S-Net's own report
     with pytest.raises(ValueError, match="variant name 'pt'"):
         plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]], variants={"pt": []})

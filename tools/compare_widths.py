@@ -9,7 +9,9 @@ Each DIR is the OUTPUT_DIR of a finished tools/train_net.py run; an I-Net run tr
 into S - I differences with a 95% interval. Prints the table and writes
 comparison.{json,csv,md,png}. ``--universal DIR...`` adds universally slimmable runs
 (MODEL.SLIMMABLE.UNIVERSAL): a column at the S-Net's widths and, in the plot, a curve over every
-width they evaluated. ``--bootstrap N`` adds, per width and AP metric, the standard deviation of
+width they evaluated. ``--baseline DIR...`` (S-Net runs) makes --slimmable a variant of that
+S-Net (distilled, universal, ...) and adds the paired variant - S-Net per width.
+``--bootstrap N`` adds, per width and AP metric, the standard deviation of
 S - I over N paired resamplings of the validation images (from the runs' saved predictions).
 Runs of different datasets, schedules or widths are an error.
 """
@@ -27,6 +29,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--slimmable", nargs="+", required=True, metavar="DIR")
     parser.add_argument("--individual", nargs="+", required=True, metavar="DIR")
     parser.add_argument("--universal", nargs="+", default=[], metavar="DIR")
+    parser.add_argument("--baseline", nargs="+", default=[], metavar="DIR",
+                        help="S-Net runs that --slimmable (a variant: distilled, universal, ...) "
+                        "is also compared with, paired by seed")
     parser.add_argument("--output", required=True, metavar="DIR")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="also resample the validation images N times per seed (paired): "
@@ -37,7 +42,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     args = parse_args(argv)
     table = write_comparison(args.slimmable, args.individual, args.universal, args.output,
-                             args.bootstrap)
+                             args.bootstrap, args.baseline)
     print(comparison_markdown(table))
     print(f"Wrote {os.path.join(args.output, 'comparison')}.{{md,json,csv,png}}")
     return table

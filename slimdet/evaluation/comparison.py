@@ -26,8 +26,8 @@ from ..layers import width_key
 from .bootstrap import paired_bootstrap, predictions_path, run_matches
 from .width_evaluation import COLUMNS
 
-__all__ = ["Run", "load_run", "compare_runs", "universal_curve", "paired_stats", "add_bootstrap",
-           "MATCHED_KEYS"]
+__all__ = ["Run", "load_run", "compare_runs", "compare_variant", "universal_curve",
+           "paired_stats", "add_bootstrap", "MATCHED_KEYS"]
 
 # Settings that must agree between compared runs (a different dataset or schedule is no
 # comparison of architectures).
@@ -190,6 +190,32 @@ def compare_runs(slimmable: list[Run], individual: list[Run],
                                else None}
                 if metric in curve.get(width, {}):
                     row[metric]["US-Net"] = curve[width][metric]
+        table.append(row)
+    return table
+
+
+def compare_variant(variant: list[Run], baseline: list[Run]) -> list[dict]:
+    """A variant of the S-Net (distilled, universal, ...) against the S-Net itself: one row per
+    width both evaluated, per metric both families' mean and standard deviation over seeds and
+    the ``paired`` statistics of the same-seed differences variant - S-Net (None if no seed
+    has both). Raises ``ValueError`` for runs of different settings (``MATCHED_KEYS``)."""
+    if not variant or not baseline:
+        raise ValueError("need at least one variant and one baseline S-Net run")
+    _check_matched(variant + baseline)
+    widths = [w for w in _same_widths(variant, "variant")
+              if w in _same_widths(baseline, "baseline")]
+    ours = _by_seed(variant, lambda run: None).get(None, {})
+    theirs = _by_seed(baseline, lambda run: None).get(None, {})
+    table = []
+    for width in widths:
+        row = {"width": width, "GFLOPs": variant[0].rows[width]["GFLOPs"]}
+        for metric in (m for m in METRICS if m in variant[0].rows[width]
+                       and m in baseline[0].rows[width]):
+            differences = [run.rows[width][metric] - theirs[seed].rows[width][metric]
+                           for seed, run in ours.items() if seed in theirs]
+            row[metric] = {"S-Net": _stats([r.rows[width][metric] for r in baseline]),
+                           "variant": _stats([r.rows[width][metric] for r in variant]),
+                           "paired": paired_stats(differences) if differences else None}
         table.append(row)
     return table
 

@@ -8,11 +8,12 @@ from typing import Sequence
 
 from ..config import train_widths
 from ..utils.csv_rows import write_csv
-from .comparison import METRICS, Run, add_bootstrap, compare_runs, load_run, universal_curve
+from .comparison import (METRICS, Run, add_bootstrap, compare_runs, compare_variant, load_run,
+                         universal_curve)
 from .plot import plot_comparison, plot_training_curves
 from .training_curves import compare_training, read_training_curves, training_markdown
 
-__all__ = ["comparison_markdown", "write_comparison"]
+__all__ = ["comparison_markdown", "variant_markdown", "write_comparison"]
 
 FAMILIES = ("I-Net", "S-Net", "US-Net")
 
@@ -59,6 +60,19 @@ def comparison_markdown(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def variant_markdown(table: list[dict]) -> str:
+    """Markdown table of ``compare_variant``: per width and metric, S-Net → variant (mean ±
+    std over seeds) and the paired difference variant − S-Net with its 95% interval."""
+    metrics = [m for m in METRICS if m in table[0]]
+    titles = [f"{m}: S-Net → variant | {m}: variant − S-Net paired, 95% CI" for m in metrics]
+    lines = ["| width | " + " | ".join(titles) + " |", "|---" * (1 + 2 * len(metrics)) + "|"]
+    for row in table:
+        cells = [f"{_cell(row[m]['S-Net'])} → {_cell(row[m]['variant'])} | {_paired_cell(row[m])}"
+                 for m in metrics]
+        lines.append(f"| {row['width']:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _flat_rows(table: list[dict]) -> list[dict]:
     out = []
     for row in table:
@@ -91,12 +105,23 @@ def _training(snets: Sequence[Run], inets: Sequence[Run], png_path: str) -> list
 
 
 def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
-                     universal: Sequence[str], output: str, bootstrap: int = 0) -> list[dict]:
+                     universal: Sequence[str], output: str, bootstrap: int = 0,
+                     baseline: Sequence[str] = ()) -> list[dict]:
     """Compare the run folders (``compare_runs``; with ``bootstrap`` resamplings of the
     validation images also ``add_bootstrap``) and write ``output/comparison.md`` (the table),
     ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP against
     GFLOPs); where every run kept its per-width losses also their tail means (in ``.md`` and
-    ``.json``) and ``comparison_training.png``; returns the table."""
+    ``.json``) and ``comparison_training.png``. With ``baseline`` S-Net runs, ``slimmable`` is
+    a variant of that S-Net and ``.md`` and ``.json`` (``against_snet``) also hold the paired
+    variant − S-Net (``compare_variant``). Returns the table.
+
+    Args:
+        slimmable, individual, universal: run folders of the S-Net (or a variant), the I-Nets
+            and the US-Nets (may be empty).
+        output: the report's folder.
+        bootstrap: resamplings of the validation images per seed (0: none).
+        baseline: run folders of the S-Net a variant is compared with (may be empty).
+    """
     universal_runs = [load_run(d) for d in universal]
     snets, inets = [load_run(d) for d in slimmable], [load_run(d) for d in individual]
     table = compare_runs(snets, inets, universal_runs)
@@ -106,15 +131,19 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     os.makedirs(output, exist_ok=True)
     path = os.path.join(output, "comparison")
     training = _training(snets, inets, path + "_training.png")
+    against = compare_variant(snets, [load_run(d) for d in baseline]) if baseline else []
     with open(path + ".md", "w") as f:
         f.write(comparison_markdown(table) + "\n")
+        if against:
+            f.write("\nAgainst the S-Net, paired by seed:\n\n" + variant_markdown(against) + "\n")
         if training:
             f.write("\nTraining losses, mean over the last 10% of iterations:\n\n"
                     + training_markdown(training) + "\n")
     with open(path + ".json", "w") as f:
         json.dump({"slimmable": list(slimmable), "individual": list(individual),
-                   "universal": list(universal), "rows": table, "universal_curve": curve,
-                   "training": training}, f, indent=2)
+                   "universal": list(universal), "baseline": list(baseline), "rows": table,
+                   "universal_curve": curve, "against_snet": against, "training": training},
+                  f, indent=2)
     write_csv(path + ".csv", _flat_rows(table))
     plot_comparison(table, path + ".png", curve)
     return table
