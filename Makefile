@@ -6,7 +6,7 @@ PY_CMD = $(shell bash tools/setup_env.sh 2> >(grep -v "is ignored" >&2) | tail -
 
 SEEDS ?= 0
 TASK ?= mask
-RECIPES ?= sum
+RECIPES ?= widthclip
 JOBS ?= 2
 RECORDS ?=
 PRETRAINED ?=

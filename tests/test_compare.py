@@ -184,7 +184,9 @@ def test_recipes_share_the_individual_runs_they_do_not_change():
             "3.0"]
     assert " ".join(clip) in " ".join(runs["inet_w0.5_clip_s1"].opts)
     assert " ".join(clip) in " ".join(runs["snet_clip_s1"].opts)
-    assert runs["snet_mean_s1"].opts[2:] == ["MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"]
+    off = ["SOLVER.CLIP_GRADIENTS.ENABLED", "False"]  # whatever the config's default
+    assert runs["snet_mean_s1"].opts[2:] == [*off, "MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"]
+    assert runs["inet_w1_s1"].opts[2:4] == off and runs["snet_s1"].opts[2:] == off
     assert "CLIP_TYPE per_width" in " ".join(runs["snet_widthclip_s1"].opts)
     alone = {r.name: r for r in plan_study(TASKS["keypoint"].config_file, [1], [],
                                            [recipes(3.0)["widthclip"]])}
@@ -342,7 +344,7 @@ def test_variants_are_more_s_nets_compared_with_the_same_i_nets(tmp_path):
     runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]],
                       variants={"bounded": bounded})
     assert [r.name for r in runs] == ["snet_s0", "inet_w1_s0", "inet_w0.5_s0", "snet_bounded_s0"]
-    assert runs[-1].opts[2:] == bounded and runs[-1].family == "snet_bounded"
+    assert runs[-1].opts[4:] == bounded and runs[-1].family == "snet_bounded"
     _run(tmp_path / "snet_s0", {0.5: 30.0, 1.0: 41.0}, *opts)
     _run(tmp_path / "snet_bounded_s0", {0.5: 31.0, 1.0: 42.5}, *opts)
     _inet(tmp_path / "inet_w1_s0", 1.0, 40.0, *opts)

@@ -90,8 +90,8 @@ class Recipe:
 
 
 def recipes(clip_value: float = DEFAULT_CLIP_VALUE) -> dict[str, Recipe]:
-    """The recipes a study can compare: ``sum`` (the widths' losses summed, as in the paper and
-    the official code), ``mean`` (divided by the number of widths; a single width trains as
+    """The recipes a study can compare, each whatever the config's own clipping: ``sum`` (the
+    widths' losses summed, as in the paper and the official code; no clipping), ``mean`` (divided by the number of widths; a single width trains as
     under ``sum``), ``clip`` (summed, all gradients clipped to a joint L2 norm of
     ``clip_value``, as the official code's ``grad_clip``; I-Nets clipped alike) and
     ``widthclip`` (each width's gradient clipped at ``clip_value`` before the sum: a single
@@ -101,8 +101,10 @@ def recipes(clip_value: float = DEFAULT_CLIP_VALUE) -> dict[str, Recipe]:
                 "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", str(clip_value),
                 "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0")
     clip = clipping("full_model")
-    return {"sum": Recipe("sum", (), ()),
-            "mean": Recipe("mean", ("MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"), (), "sum"),
+    plain = ("SOLVER.CLIP_GRADIENTS.ENABLED", "False")  # whatever the config's default
+    return {"sum": Recipe("sum", plain, plain),
+            "mean": Recipe("mean", (*plain, "MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"), plain,
+                           "sum"),
             "clip": Recipe("clip", clip, clip),
             "widthclip": Recipe("widthclip", clipping("per_width"), clip, "clip")}
 
