@@ -69,10 +69,9 @@ def _flat_grad(model: nn.Module) -> torch.Tensor:
                       for p in model.parameters()])
 
 
-def test_probe_and_mean_reduction_measure_each_widths_own_gradient(tmp_path):
-    """A step over widths 1.0 and 0.5 with ``loss_reduction="mean"`` accumulates (g1 + g0.5)/2,
-    where g_w is the gradient of width w's loss alone; the probe reports |g0.5|/2, the cosine
-    of g0.5 with g1 and the norm of the sum."""
+def _gradients_alone(tmp_path) -> tuple[nn.Module, list, dict[float, torch.Tensor]]:
+    """A deterministic box-only model, one batch, and the flat gradient of widths 1.0 and 0.5
+    each trained alone on it."""
     torch.manual_seed(0)
     model = build_model(tiny_train_cfg(tmp_path, "MODEL.MASK_ON", False, *DETERMINISTIC))
     data = _batch()
@@ -82,6 +81,14 @@ def test_probe_and_mean_reduction_measure_each_widths_own_gradient(tmp_path):
         with EventStorage(0):  # the model logs its scalars there
             forward_backward_widths(model, data, [width])
         alone[width] = _flat_grad(model)
+    return model, data, alone
+
+
+def test_probe_and_mean_reduction_measure_each_widths_own_gradient(tmp_path):
+    """A step over widths 1.0 and 0.5 with ``loss_reduction="mean"`` accumulates (g1 + g0.5)/2,
+    where g_w is the gradient of width w's loss alone; the probe reports |g0.5|/2, the cosine
+    of g0.5 with g1 and the norm of the sum."""
+    model, data, alone = _gradients_alone(tmp_path)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     trainer = SlimmableSimpleTrainer(model, [data], optimizer, widths=[1.0, 0.5],
                                      loss_reduction="mean", probe_period=1)
@@ -103,15 +110,7 @@ def test_probe_and_mean_reduction_measure_each_widths_own_gradient(tmp_path):
 def test_per_width_clipping_caps_each_widths_own_gradient_before_the_sum(tmp_path):
     """Widths 1.0 and 0.5 with a threshold between their gradients' norms: the larger one is
     scaled to the threshold, the other added as it is; each width logs its norm before."""
-    torch.manual_seed(0)
-    model = build_model(tiny_train_cfg(tmp_path, "MODEL.MASK_ON", False, *DETERMINISTIC))
-    data = _batch()
-    alone = {}
-    for width in (1.0, 0.5):
-        model.zero_grad(set_to_none=True)
-        with EventStorage(0):
-            forward_backward_widths(model, data, [width])
-        alone[width] = _flat_grad(model)
+    model, data, alone = _gradients_alone(tmp_path)
     norms = {w: float(g.double().norm()) for w, g in alone.items()}  # 11.6M float32 terms
     threshold = sum(norms.values()) / 2
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)

@@ -91,11 +91,11 @@ class Recipe:
 
 def recipes(clip_value: float = DEFAULT_CLIP_VALUE) -> dict[str, Recipe]:
     """The recipes a study can compare, each whatever the config's own clipping: ``sum`` (the
-    widths' losses summed, as in the paper and the official code; no clipping), ``mean`` (divided by the number of widths; a single width trains as
-    under ``sum``), ``clip`` (summed, all gradients clipped to a joint L2 norm of
-    ``clip_value``, as the official code's ``grad_clip``; I-Nets clipped alike) and
-    ``widthclip`` (each width's gradient clipped at ``clip_value`` before the sum: a single
-    width trains as under ``clip``)."""
+    widths' losses summed, as in the paper and the official code; no clipping), ``mean``
+    (divided by the number of widths; a single width trains as under ``sum``), ``clip``
+    (summed, all gradients clipped to a joint L2 norm of ``clip_value``, as the official
+    code's ``grad_clip``; I-Nets clipped alike) and ``widthclip`` (each width's gradient
+    clipped at ``clip_value`` before the sum: a single width trains as under ``clip``)."""
     def clipping(kind: str) -> tuple[str, ...]:
         return ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", kind,
                 "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", str(clip_value),
