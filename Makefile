@@ -6,7 +6,7 @@ PY_CMD = $(shell bash tools/setup_env.sh 2> >(grep -v "is ignored" >&2) | tail -
 
 SEEDS ?= 0
 TASK ?= mask
-RECIPES ?= widthclip
+RECIPES ?=
 JOBS ?= 2
 RECORDS ?=
 PRETRAINED ?=
@@ -35,7 +35,7 @@ demo: setup
 	bash tools/demo.sh "$(PY_CMD)"
 
 compare: setup
-	$(PY_CMD) tools/compare_study.py --task $(TASK) --seeds $(SEEDS) --recipes $(RECIPES) \
+	$(PY_CMD) tools/compare_study.py --task $(TASK) --seeds $(SEEDS) $(if $(RECIPES),--recipes $(RECIPES)) \
 		--jobs $(JOBS) --output output/compare_$(TASK) $(if $(RECORDS),--records $(RECORDS)) $(if $(PRETRAINED),--pretrained)
 
 clean:

@@ -14,7 +14,8 @@ MODEL.SLIMMABLE.WIDTHS [w]); --universal adds a universally slimmable model (usn
 evaluated every 1/16 from the narrowest width to 1), --distill an S-Net (and US-Net) with
 inplace distillation. Recipes: sum (the widths' losses summed: the paper's), mean (divided by
 the number of widths), clip (summed, all gradients clipped to a joint L2 norm of --clip-value),
-widthclip (each width's gradient clipped at --clip-value before the sum; the I-Nets of clip).
+widthclip (each width's gradient clipped at --clip-value before the sum; the I-Nets of clip;
+the default: docs/recipe.md).
 Then OUTPUT/report[_recipe][_distill]/comparison.{md,json,csv,png} per recipe, with paired
 S - I differences and 95% intervals over seeds, and (--bootstrap) the spread of each seed's
 difference over resampled validation images. Finished runs are kept and a killed run resumes
@@ -42,7 +43,7 @@ from typing import Optional, Sequence
 
 from slimdet.study import TASKS, recipes
 from slimdet.study.pipeline import run_and_report
-from slimdet.study.plan import DEFAULT_CLIP_VALUE
+from slimdet.study.plan import DEFAULT_CLIP_VALUE, DEFAULT_RECIPE
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -50,7 +51,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--task", choices=sorted(TASKS), default="mask")
     parser.add_argument("--config-file", help="instead of the task's config")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--recipes", nargs="+", choices=sorted(recipes()), default=["sum"])
+    parser.add_argument("--recipes", nargs="+", choices=sorted(recipes()),
+                        default=[DEFAULT_RECIPE])
     parser.add_argument("--clip-value", type=float, default=DEFAULT_CLIP_VALUE)
     parser.add_argument("--universal", action="store_true",
                         help="also train and compare a universally slimmable model per seed")

@@ -23,7 +23,8 @@ from ..layers import width_key
 from ..utils.model_setup import load_slimmable_config
 
 __all__ = ["Task", "TASKS", "Recipe", "recipes", "StudyRun", "plan_study", "run_name",
-           "universal_test_widths", "DEFAULT_CLIP_VALUE", "PRETRAIN_CONFIG", "PAPER_SETTING"]
+           "universal_test_widths", "DEFAULT_CLIP_VALUE", "DEFAULT_RECIPE", "PRETRAIN_CONFIG",
+           "PAPER_SETTING"]
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "configs")
@@ -49,6 +50,9 @@ _FIXED_COST, _WIDTH_COST = 0.15, 0.54
 # 1.0's 0.01-0.36), the I-Net of width 1.0 alone 1.8-2.8. At 3 the S-Net's step is capped near
 # one width's for most of training while the I-Nets clip at their largest steps only.
 DEFAULT_CLIP_VALUE = 3.0
+# The recipe a study runs unless told otherwise: the clutter Mask R-CNN config's own, the best
+# S-Net at every width and at or above the I-Nets (docs/recipe.md).
+DEFAULT_RECIPE = "widthclip"
 
 
 @dataclass(frozen=True)
