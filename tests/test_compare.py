@@ -323,7 +323,8 @@ def test_pretrained_study_pretrains_then_fine_tunes_and_reports(tmp_path, monkey
     clutter.generate(str(tmp_path / "clutter"), num_train=4, num_val=2, seed=0)
     clutter_classes.generate(str(tmp_path / "clutter_classes"), num_train=18, num_val=9)
     study = tool("compare_study").main([
-        "--pretrained", "--pretrain-opts", "SOLVER.MAX_ITER 2 SOLVER.IMS_PER_BATCH 4 "
+        "--pretrained", "--recipes", "sum", "--pretrain-opts",
+        "SOLVER.MAX_ITER 2 SOLVER.IMS_PER_BATCH 4 "
         "DATALOADER.NUM_WORKERS 0", "--jobs", "2", "--bootstrap", "0", "--output",
         str(tmp_path / "study"), "--progress-every", "1", "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]",
         "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"])
