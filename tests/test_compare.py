@@ -11,6 +11,7 @@ from slimdet.study import TASKS, plan_study, recipes
 from slimdet.study.plan import PAPER_SETTING
 from slimdet.evaluation.gradient_summary import GRADIENT_PROBE
 from slimdet.evaluation.training_curves import TRAINING_CURVES
+from slimdet.study.pipeline import restore_study
 from slimdet.study.records import RECORD_FILES, restore_records, save_records
 from slimdet.study.report import write_reports
 from slimdet.study.runner import finished, run_study
@@ -239,6 +240,25 @@ def test_records_carry_finished_runs_to_another_output_and_are_reported(tmp_path
     assert folder.endswith("report") and table[1]["box AP"]["paired"]["mean"] == 6.0
 
 
+def test_a_pretraining_record_stands_in_only_where_no_run_needs_its_backbone(tmp_path):
+    """Restored from records, a pretrained study reports without pretraining again once its
+    fine-tuned runs are restored too; a pretraining run whose backbone an unfinished run needs
+    is left to train (a record has no weights)."""
+    opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]], pretrained=True,
+                      output=str(tmp_path / "fresh"))
+    records = tmp_path / "records"
+    for run in runs:
+        _run(records / run.name, {w: 40.0 for w in run.widths}, *opts)
+    missing = "inet_w0.5_pt_s0"
+    for path in (records / missing).iterdir():
+        path.unlink()
+    restored = restore_study(str(records), str(tmp_path / "fresh"), runs)
+    assert set(restored) == {run.name for run in runs} - {missing, "pretrain_inet_w0.5"}
+    assert not finished(str(tmp_path / "fresh" / "pretrain_inet_w0.5"))
+    assert finished(str(tmp_path / "fresh" / "pretrain_snet"))
+
+
 def _log_losses(folder, losses) -> None:
     """``metrics.json`` as Detectron2's writer leaves it: a row per 20 iterations whose
     per-width losses are ``losses(width, iteration)``, rows without them between (evaluation)."""
@@ -312,6 +332,11 @@ def test_pretrained_plan_pretrains_once_and_starts_each_family_from_its_own_back
     assert "out/pretrain_inet_w0.5/backbone.pth" in inet.opts and inet.family == "inet_pt"
     assert " ".join(PAPER_SETTING) in " ".join(snet.opts)
     assert runs["pretrain_inet_w0.25"].tool == "pretrain_backbone" and snet.tool == "train_net"
+    scratch = runs["snet_s1"]  # what the pretrained S-Net is paired with: same seed, no backbone
+    assert scratch.after == () and scratch.family == "snet" and "MODEL.WEIGHTS" not in scratch.opts
+    assert [n for n in runs if n.endswith("_s0")] == [
+        "snet_pt_s0", "snet_s0", *(f"inet_w{w}{pt}_s0" for w in ("1", "0.75", "0.5", "0.25")
+                                   for pt in ("_pt", ""))]
     with pytest.raises(ValueError, match="pretrained study .* S-Nets and I-Nets only"):
         plan_study(TASKS["mask"].config_file, [0], [], [recipes()["sum"]], universal=True,
                    pretrained=True)
@@ -329,10 +354,13 @@ def test_pretrained_study_pretrains_then_fine_tunes_and_reports(tmp_path, monkey
         str(tmp_path / "study"), "--progress-every", "1", "MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]",
         "SOLVER.MAX_ITER", "2", "SOLVER.IMS_PER_BATCH", "2", "DATALOADER.NUM_WORKERS", "0"])
     assert set(study["runs"]) == {"pretrain_snet", "pretrain_inet_w1", "pretrain_inet_w0.5",
-                                  "snet_pt_s0", "inet_w1_pt_s0", "inet_w0.5_pt_s0"}
+                                  "snet_pt_s0", "inet_w1_pt_s0", "inet_w0.5_pt_s0",
+                                  "snet_s0", "inet_w1_s0", "inet_w0.5_s0"}
     report = tmp_path / "study" / "report_pretrained"
-    rows = json.loads((report / "comparison.json").read_text())["rows"]
-    assert [row["width"] for row in rows] == [0.5, 1.0]
+    comparison = json.loads((report / "comparison.json").read_text())
+    assert [row["width"] for row in comparison["rows"]] == [0.5, 1.0]
+    assert comparison["baseline"] == [str(tmp_path / "study" / "snet_s0")]  # from scratch
+    assert [row["width"] for row in comparison["against_snet"]] == [0.5, 1.0]
     assert (report / "pretraining.md").read_text().count("\n| ") == 2  # one row per width
     config = (tmp_path / "study" / "snet_pt_s0" / "config.yaml").read_text()
     assert "NORM: FrozenBN" in config and "pretrain_snet/backbone.pth" in config

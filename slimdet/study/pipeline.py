@@ -8,12 +8,23 @@ import sys
 from typing import Mapping, Optional, Sequence
 
 from ..data.datasets import annotation_path, default_root
-from .plan import TASKS, Recipe, plan_study
+from .plan import TASKS, Recipe, StudyRun, plan_study
 from .records import restore_records, save_records
 from .report import write_reports
 from .runner import finished, run_study
 
-__all__ = ["run_and_report"]
+__all__ = ["run_and_report", "restore_study"]
+
+
+def restore_study(records: str, output: str, runs: Sequence[StudyRun]) -> list[str]:
+    """``restore_records`` of the study's runs: every training run found in ``records``, and a
+    pretraining run only where no unfinished run needs its backbone (a record keeps the top-1
+    per width, not the weights). Returns the names restored."""
+    restored = restore_records(records, output, [r.name for r in runs if r.family != "pretrain"])
+    needed = {name for run in runs if not finished(os.path.join(output, run.name))
+              for name in run.after}
+    return restored + restore_records(records, output, [
+        run.name for run in runs if run.family == "pretrain" and run.name not in needed])
 
 
 def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe],
@@ -33,8 +44,8 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
         output, jobs, progress_every: where and how the runs train (``run_study``).
         bootstrap: paired resamplings of the validation images per seed in the reports.
         records: a folder of run records (``records``): runs found there are restored instead
-            of trained, and every run finished here is saved there (pretraining runs are
-            trained again where a later run needs their backbone file).
+            of trained, and every run finished here is saved there (``restore_study``: a
+            pretraining run is trained again where a later run needs its backbone file).
         pretrained, pretrain_opts, variants: the paper's protocol (``plan_study``), overrides
             of its pretraining runs, more slimmable runs with their own overrides.
         only: glob patterns of the run names to train (``run_study``); the reports cover the
@@ -50,12 +61,11 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
                        check=True)
     runs = plan_study(config_file, seeds, opts, recipe_list, universal, distill, pretrained,
                       output, pretrain_opts, variants)
-    names = [run.name for run in runs if run.family != "pretrain"]  # their backbones stay here
     on_finished = None
     if records:
-        for name in restore_records(records, output, names):
+        for name in restore_study(records, output, runs):
             print(f"[study] {name}: restored from {records}/{name}")
-        save_records(output, records, names)  # runs finished before records were kept
+        save_records(output, records, [run.name for run in runs])  # finished before records
 
         def on_finished(run):
             save_records(output, records, [run.name])

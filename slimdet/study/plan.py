@@ -7,11 +7,12 @@ its S-Net always share the recipe and the seed (so the data stream); a recipe th
 network of one width as another recipe does (``mean`` as ``sum``, ``widthclip`` as ``clip``)
 reuses that recipe's I-Nets.
 
-With ``pretrained`` the study follows the paper's protocol instead: a slimmable ResNet and one
+With ``pretrained`` the study also follows the paper's protocol: a slimmable ResNet and one
 ResNet per width are first pretrained for classification on the clutter classes
 (``tools/pretrain_backbone.py``, once for all seeds), then the S-Net starts from the slimmable
 one and each I-Net from its own, in the paper's setting (only the backbone slims, its norms
-frozen: ``PAPER_SETTING``); these runs carry ``_pt`` in their names.
+frozen: ``PAPER_SETTING``); these runs carry ``_pt`` in their names. The same S-Net and I-Nets
+from scratch (the plain study, same schedule) are the runs the pretrained ones are paired with.
 """
 from __future__ import annotations
 
@@ -177,8 +178,9 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
     """Seed by seed and recipe by recipe: the S-Net first (its gradient probe shows early how
     the widths interact), the I-Nets widest first (the first shows early whether the benchmark
     suits the schedule), then the distilled S-Net and the US-Nets if asked. Runs that two
-    recipes share are listed once. With ``pretrained``, the pretraining runs come first and the
-    S-Net and I-Nets start from them in the paper's setting (see the module docstring).
+    recipes share are listed once. With ``pretrained``, the pretraining runs come first and each
+    S-Net and I-Net is trained from them in the paper's setting, then from scratch (see the
+    module docstring).
 
     Args:
         config_file, opts: the config of every run and overrides for all of them.
@@ -224,16 +226,18 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
     for seed in seeds:
         for recipe in recipe_list:
             for family, extra, run_widths, individual in families:
-                after: tuple[str, ...] = ()
-                if family in sources:
-                    weights = os.path.join(output, sources[family], "backbone.pth")
-                    extra = [*extra, "MODEL.WEIGHTS", weights, *PAPER_SETTING]
-                    after, family = (sources[family],), family + "_pt"
-                name = run_name(family, recipe, seed, individual)
-                own = recipe.individual_opts if individual else recipe.opts
-                kind = "inet" if individual else family
-                runs.setdefault(name, StudyRun(
-                    name, ["SEED", str(seed), *own, *extra], run_widths, max_iter,
-                    kind + ("_pt" if individual and after else ""), recipe.name, seed,
-                    after=after))
+                # a pretrained study trains each family from its backbone, then from scratch
+                for source in ((sources[family], None) if family in sources else (None,)):
+                    after: tuple[str, ...] = ()
+                    name_family, opts_family = family, extra
+                    if source:
+                        weights = os.path.join(output, source, "backbone.pth")
+                        opts_family = [*extra, "MODEL.WEIGHTS", weights, *PAPER_SETTING]
+                        after, name_family = (source,), family + "_pt"
+                    name = run_name(name_family, recipe, seed, individual)
+                    own = recipe.individual_opts if individual else recipe.opts
+                    kind = ("inet" if individual else family) + ("_pt" if source else "")
+                    runs.setdefault(name, StudyRun(
+                        name, ["SEED", str(seed), *own, *opts_family], run_widths, max_iter,
+                        kind, recipe.name, seed, after=after))
     return list(runs.values())

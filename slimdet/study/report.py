@@ -40,9 +40,10 @@ def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe], outpu
     """For every recipe and slimmable family of ``runs`` (trained under ``output``), write
     ``output/report[_recipe][_distill|_pretrained|_<variant>]/comparison.*`` against the
     I-Nets of that recipe and family, with the US-Nets of the recipe as a curve and
-    ``bootstrap`` paired resamplings of the validation images per seed; a distilled or variant
-    S-Net's report is also paired with the plain S-Net of the recipe (``against_snet``), a
-    pretrained study's also gets ``pretraining.md``. Returns the report folders."""
+    ``bootstrap`` paired resamplings of the validation images per seed; a distilled, variant or
+    pretrained S-Net's report is also paired with the plain S-Net (from scratch) of the recipe
+    (``against_snet``), a pretrained study's also gets ``pretraining.md``. Returns the report
+    folders."""
     folders = []
     variants = sorted({run.family for run in runs if run.family.startswith("snet_")}
                       - {family for family, _, _ in _REPORTS})
@@ -60,7 +61,7 @@ def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe], outpu
             universal = [os.path.join(output, run.name) for run in mine
                          if run.family == "u" + family]
             baseline = ([os.path.join(output, run.name) for run in mine if run.family == "snet"]
-                        if family not in ("snet", "snet_pt") else [])
+                        if family != "snet" else [])
             folder = os.path.join(output, f"report{recipe.suffix()}{suffix}")
             write_comparison(slimmable, individual, universal, folder, bootstrap, baseline)
             if inet_family == "inet_pt":
