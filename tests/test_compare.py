@@ -13,7 +13,7 @@ from slimdet.evaluation.gradient_summary import GRADIENT_PROBE
 from slimdet.evaluation.training_curves import TRAINING_CURVES
 from slimdet.study.pipeline import restore_study
 from slimdet.study.records import RECORD_FILES, restore_records, save_records
-from slimdet.study.report import write_reports
+from slimdet.study.report import report_families, write_reports
 from slimdet.study.runner import finished, run_study
 
 
@@ -337,9 +337,22 @@ def test_pretrained_plan_pretrains_once_and_starts_each_family_from_its_own_back
     assert [n for n in runs if n.endswith("_s0")] == [
         "snet_pt_s0", "snet_s0", *(f"inet_w{w}{pt}_s0" for w in ("1", "0.75", "0.5", "0.25")
                                    for pt in ("_pt", ""))]
-    with pytest.raises(ValueError, match="pretrained study .* S-Nets and I-Nets only"):
+    with pytest.raises(ValueError, match="no universally slimmable backbone"):
         plan_study(TASKS["mask"].config_file, [0], [], [recipes()["sum"]], universal=True,
                    pretrained=True)
+
+
+def test_pretrained_variants_start_from_the_slimmable_backbone_and_pair_with_its_s_net():
+    runs = plan_study(TASKS["mask"].config_file, [0], [], [recipes()["sum"]], distill=True,
+                      pretrained=True, output="out", variants={"late": ["SOLVER.MAX_ITER", "9"]})
+    by_name = {run.name: run for run in runs}
+    assert "snet_distill_s0" not in by_name and "snet_late_s0" not in by_name
+    for name in ("snet_distill_pt_s0", "snet_late_pt_s0"):
+        assert by_name[name].after == ("pretrain_snet",)
+        assert "out/pretrain_snet/backbone.pth" in by_name[name].opts
+    assert [(family, suffix, paired) for family, _, suffix, paired in report_families(runs)] == [
+        ("snet", "", ""), ("snet_distill_pt", "_distill_pretrained", "snet_pt"),
+        ("snet_late_pt", "_late_pretrained", "snet_pt"), ("snet_pt", "_pretrained", "snet")]
 
 
 @pytest.mark.slow

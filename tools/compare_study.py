@@ -29,7 +29,9 @@ ResNet and one ResNet per width on the clutter classes (tools/pretrain_backbone.
 configs/Pretrain/clutter_classes_R18.yaml, --pretrain-opts overrides), then trains the S-Net
 (snet_pt_s<seed>) and the I-Nets (inet_w<w>_pt_s<seed>) from them with only the backbone slimmed
 and its norms frozen, reported in OUTPUT/report[_recipe]_pretrained/ with the pretraining's
-top-1 per width (pretraining.md). The from-scratch study is the same command without it.
+top-1 per width (pretraining.md) and paired with the same S-Net and I-Nets from scratch, which
+it also trains (or restores from --records); --distill and --variant S-Nets start from the
+slimmable ResNet too and are paired with the pretrained S-Net.
 --variant NAME 'KEY VALUE ...' (repeatable) adds an S-Net snet_NAME_s<seed> with those
 overrides per seed and recipe, compared with the same I-Nets in OUTPUT/report[_recipe]_NAME/,
 e.g. --variant softcls 'MODEL.SLIMMABLE.DISTILL.ENABLED True

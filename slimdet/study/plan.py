@@ -13,6 +13,8 @@ ResNet per width are first pretrained for classification on the clutter classes
 one and each I-Net from its own, in the paper's setting (only the backbone slims, its norms
 frozen: ``PAPER_SETTING``); these runs carry ``_pt`` in their names. The same S-Net and I-Nets
 from scratch (the plain study, same schedule) are the runs the pretrained ones are paired with.
+A distilled S-Net or a variant starts from the slimmable ResNet only (``snet_distill_pt``,
+``snet_<name>_pt``) and is paired with the pretrained S-Net.
 """
 from __future__ import annotations
 
@@ -203,9 +205,9 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
     families: list[tuple[str, list[str], list[float], bool]] = [("snet", [], widths, False)]
     families += [(f"inet_{width_key(w)}", ["MODEL.SLIMMABLE.WIDTHS", f"[{w}]"], [w], True)
                  for w in widths]
-    if pretrained and (universal or distill):
-        raise ValueError("a pretrained study (the paper's protocol) trains S-Nets and I-Nets "
-                         "only: leave out the universal and distilled models")
+    if pretrained and universal:
+        raise ValueError("a pretrained study (the paper's protocol) has no universally "
+                         "slimmable backbone to start a US-Net from: leave out the universal model")
     if distill:
         families.append(("snet_distill", distilled, widths, False))
     for name, extra in (variants or {}).items():
@@ -218,16 +220,20 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
         if distill:
             families.append(("usnet_distill", [*usnet, *distilled], sandwich, False))
     runs: dict[str, StudyRun] = {}
-    sources: dict[str, str] = {}
+    # the pretraining run each family starts from, None: from scratch
+    starts: dict[str, tuple[Optional[str], ...]] = {family: (None,) for family, *_ in families}
     if pretrained:
         pretraining, sources = _pretraining([float(w) for w in cfg.MODEL.SLIMMABLE.WIDTHS],
                                             pretrain_opts)
         runs.update((run.name, run) for run in pretraining)
+        # the S-Net and the I-Nets from their backbones, then from scratch (to pair with);
+        # the S-Net's variants (distilled, ...) from the slimmable backbone only
+        starts = {family: (sources[family], None) if family in sources
+                  else (sources["snet"],) for family in starts}
     for seed in seeds:
         for recipe in recipe_list:
             for family, extra, run_widths, individual in families:
-                # a pretrained study trains each family from its backbone, then from scratch
-                for source in ((sources[family], None) if family in sources else (None,)):
+                for source in starts[family]:
                     after: tuple[str, ...] = ()
                     name_family, opts_family = family, extra
                     if source:
