@@ -234,16 +234,14 @@ def plan_study(config_file: str, seeds: Sequence[int], opts: Sequence[str],
         for recipe in recipe_list:
             for family, extra, run_widths, individual in families:
                 for source in starts[family]:
-                    after: tuple[str, ...] = ()
-                    name_family, opts_family = family, extra
-                    if source:
-                        weights = os.path.join(output, source, "backbone.pth")
-                        opts_family = [*extra, "MODEL.WEIGHTS", weights, *PAPER_SETTING]
-                        after, name_family = (source,), family + "_pt"
-                    name = run_name(name_family, recipe, seed, individual)
+                    start = [] if source is None else [
+                        "MODEL.WEIGHTS", os.path.join(output, source, "backbone.pth"),
+                        *PAPER_SETTING]
+                    pt = "" if source is None else "_pt"
+                    name = run_name(family + pt, recipe, seed, individual)
                     own = recipe.individual_opts if individual else recipe.opts
-                    kind = ("inet" if individual else family) + ("_pt" if source else "")
                     runs.setdefault(name, StudyRun(
-                        name, ["SEED", str(seed), *own, *opts_family], run_widths, max_iter,
-                        kind, recipe.name, seed, after=after))
+                        name, ["SEED", str(seed), *own, *extra, *start], run_widths, max_iter,
+                        ("inet" if individual else family) + pt, recipe.name, seed,
+                        after=() if source is None else (source,)))
     return list(runs.values())
