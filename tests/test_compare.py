@@ -396,6 +396,8 @@ def test_variants_are_more_s_nets_compared_with_the_same_i_nets(tmp_path):
     report = json.loads((tmp_path / "report_bounded" / "comparison.json").read_text())
     assert report["rows"][1]["box AP"]["paired"]["mean"] == 2.5
     assert report["against_snet"][1]["box AP"]["paired"]["mean"] == 1.5  # 42.5 - 41.0
+    markdown = (tmp_path / "report_bounded" / "comparison.md").read_text()
+    assert "Against the S-Net (snet_s0)" in markdown
     plain = json.loads((tmp_path / "report" / "comparison.json").read_text())
     assert plain["against_snet"] == []  # the S-Net's own report
     with pytest.raises(ValueError, match="variant name 'pt'"):

@@ -135,7 +135,9 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     with open(path + ".md", "w") as f:
         f.write(comparison_markdown(table) + "\n")
         if against:
-            f.write("\nAgainst the S-Net, paired by seed:\n\n" + variant_markdown(against) + "\n")
+            names = ", ".join(os.path.basename(os.path.normpath(run)) for run in baseline)
+            f.write(f"\nAgainst the S-Net ({names}), paired by seed:\n\n"
+                    + variant_markdown(against) + "\n")
         if training:
             f.write("\nTraining losses, mean over the last 10% of iterations:\n\n"
                     + training_markdown(training) + "\n")
