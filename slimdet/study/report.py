@@ -13,7 +13,6 @@ from .plan import Recipe, StudyRun, run_name
 __all__ = ["write_reports", "report_families", "pretraining_markdown"]
 
 
-
 def _top1(folder: str) -> dict[float, float]:
     with open(os.path.join(folder, "per_width_results.json")) as f:
         return {row["width"]: row["top-1"] for row in json.load(f)["rows"]}
