@@ -86,6 +86,10 @@ def add_slimmable_config(cfg: CN) -> None:
     # it minus BOUND_MARGIN: Chen et al., NeurIPS 2017).
     cfg.MODEL.SLIMMABLE.DISTILL.ROI_LOC_MODE = "mimic"
     cfg.MODEL.SLIMMABLE.DISTILL.BOUND_MARGIN = 0.0
+    # Whether the students' RPN and ROI distillation gradients reach the heads (RPN head, box
+    # head, box predictor), which every width shares; False: only the backbone and FPN
+    # features they read learn from the teacher.
+    cfg.MODEL.SLIMMABLE.DISTILL.TRAIN_HEADS = True
 
 
 def remove_slimdet_keys(cfg: CN) -> None:

@@ -22,6 +22,7 @@ from slimdet.engine import (FixedWidths, InplaceDistillation, SandwichWidths, Sl
 from slimdet.checkpoint.state_dict import check_state_dict_fits
 from slimdet.engine import forward_backward_widths
 from slimdet.engine.distillation import (GROUND_TRUTH_CLS, _predicted_class_l1,
+                                        distillation_from_config,
                                         teacher_bounded_l2)
 from slimdet.layers import ChannelRule, SlicedGroupNorm, SlimConv2d, SlimmableModule
 from slimdet.layers.sliced_norm import add_width_offsets
@@ -185,14 +186,15 @@ def _batch() -> list[dict]:
     return [{"image": image, "instances": gt}]
 
 
-def _distillation_run(width: float, edit_teacher=None):
+def _distillation_run(width: float, edit_teacher=None, train_heads: bool = True):
     """One widest (teacher) forward and one student forward at ``width``, same batch;
     ``edit_teacher(distill)`` may change the teacher before the losses are computed."""
     cfg = synthetic_cfg(*DETERMINISTIC, "MODEL.SLIMMABLE.DISTILL.FPN", 1.0)
+    torch.manual_seed(0)  # the same model, anchors and regions in every call
     model = build_model(cfg).train()
     batch = _batch()
     distill = InplaceDistillation({"rpn_cls": 1, "rpn_loc": 1, "roi_cls": 1, "roi_loc": 1,
-                                   "fpn": 1})
+                                   "fpn": 1}, train_heads=train_heads)
     with EventStorage():
         with distill.capturing(model):
             model(batch)
@@ -328,6 +330,31 @@ def test_distillation_gradients_miss_the_teachers_outputs_but_reach_its_shared_w
     assert checked > 10
     shared = model.roi_heads.box_predictor.cls_score
     assert shared.bias.grad.abs().sum() > 0 and shared.weight.grad.abs().sum() > 0
+
+
+def test_distillation_can_leave_the_shared_heads_out_of_reach():
+    """TRAIN_HEADS False: the same losses, but their gradients reach only the features the
+    heads read (backbone, FPN), none the RPN head, box head or box predictor."""
+    heads = ("proposal_generator.rpn_head.", "roi_heads.box_head.", "roi_heads.box_predictor.")
+
+    def grads(train_heads: bool):
+        model, _, losses = _distillation_run(0.5, train_heads=train_heads)
+        model.zero_grad()
+        sum(losses.values()).backward()
+        return losses, {name: p.grad for name, p in model.named_parameters()}
+
+    (losses, trained), (frozen_losses, frozen) = grads(True), grads(False)
+    for name, value in losses.items():
+        assert frozen_losses[name].item() == pytest.approx(value.item(), rel=1e-5), name
+    for name, grad in frozen.items():
+        if name.startswith(heads):
+            assert trained[name] is not None and trained[name].any(), name
+            assert grad is None or not grad.any(), name
+    features = [g for name, g in frozen.items() if name.startswith("backbone.") and g is not None]
+    assert len(features) > 10 and all(g.any() for g in features[:10])
+    cfg = synthetic_cfg("MODEL.SLIMMABLE.DISTILL.ENABLED", True,
+                        "MODEL.SLIMMABLE.DISTILL.TRAIN_HEADS", False)
+    assert distillation_from_config(cfg).train_heads is False
 
 
 def test_universal_training_with_distillation_logs_and_evaluates(tiny_data, tmp_path):

@@ -24,6 +24,12 @@ What is distilled, and why it fits a detector:
   and 4-width training on the clutter benchmark diverged within 120 iterations.
 * **FPN outputs** against the teacher's leading channels (mean squared error; weight 0 by
   default, since features of different widths need not agree channel by channel).
+* **Heads out of reach** (``train_heads=False``): the students' RPN and ROI terms are computed
+  with the RPN head's, box head's and box predictor's weights detached, so they train the
+  student's features (backbone and FPN) to be read by the heads as the teacher's are, and do
+  not move the predictors every width shares. With shared predictors, agreeing with the
+  teacher has an easy way out: predictions that depend less on the features, the teacher's
+  included.
 
 Every student keeps its ground-truth losses (its own proposals need them), its classification
 losses weighted by ``gt_cls_weight`` (0: the soft targets replace the ground truth's, as in the
@@ -43,6 +49,7 @@ from detectron2.modeling import GeneralizedRCNN, StandardROIHeads
 from detectron2.modeling.proposal_generator import RPN
 from detectron2.structures import Instances
 from torch import nn
+from torch.func import functional_call
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["InplaceDistillation", "distillation_from_config", "GROUND_TRUTH_CLS",
@@ -71,11 +78,13 @@ class InplaceDistillation:
             (``GROUND_TRUTH_CLS``), which the ``rpn_cls`` and ``roi_cls`` targets mirror.
         roi_loc_mode, bound_margin: ``"mimic"`` (smooth L1 towards the teacher's deltas) or
             ``"bounded"`` (the teacher's error as an upper bound, with ``bound_margin``).
+        train_heads: whether the RPN and ROI terms' gradients reach the RPN head, box head and
+            box predictor (False: only the features they read).
     """
 
     def __init__(self, weights: dict[str, float], start_iter: int = 0,
                  gt_cls_weight: float = 1.0, roi_loc_mode: str = "mimic",
-                 bound_margin: float = 0.0):
+                 bound_margin: float = 0.0, train_heads: bool = True):
         unknown = set(weights) - set(_LOSSES)
         if unknown:
             raise ValueError(f"unknown distillation losses {sorted(unknown)}; known: {_LOSSES}")
@@ -89,6 +98,7 @@ class InplaceDistillation:
         self.start_iter = start_iter
         self.gt_cls_weight = float(gt_cls_weight)
         self.roi_loc_mode, self.bound_margin = roi_loc_mode, float(bound_margin)
+        self.train_heads = train_heads
         self.teacher: Optional[dict] = None
         self._seen: dict = {}
 
@@ -172,7 +182,8 @@ class InplaceDistillation:
         losses = {}
         w = self.weights
         if w["rpn_cls"] or w["rpn_loc"]:
-            (s_logits, s_deltas), (t_logits, t_deltas) = student["rpn"], teacher["rpn"]
+            s_logits, s_deltas = self._student_rpn(model, student)
+            t_logits, t_deltas = teacher["rpn"]
             if w["rpn_cls"]:
                 losses["distill_rpn_cls"] = w["rpn_cls"] * binary_kl(
                     torch.cat([x.flatten() for x in s_logits]),
@@ -202,12 +213,27 @@ class InplaceDistillation:
         self._seen = {}
         return losses
 
+    def _head(self, module: nn.Module, *args):
+        """``module(*args)``, with its weights detached unless ``train_heads``."""
+        if self.train_heads:
+            return module(*args)
+        return functional_call(module, {k: v.detach() for k, v in module.named_parameters()},
+                               args)
+
+    def _student_rpn(self, model: nn.Module, student: dict):
+        """The student's RPN objectness logits and deltas: as its forward computed them, or
+        recomputed from its features through the detached RPN head."""
+        if self.train_heads:
+            return student["rpn"]
+        rpn = _unwrap(model).proposal_generator
+        return self._head(rpn.rpn_head, [student["features"][f] for f in rpn.in_features])
+
     def _student_roi_on_teacher_boxes(self, model: nn.Module,
                                       features: dict[str, torch.Tensor]):
         heads = _unwrap(model).roi_heads
         pooled = heads.box_pooler([features[f] for f in heads.box_in_features],
                                   self.teacher["boxes"])
-        return heads.box_predictor(heads.box_head(pooled))
+        return self._head(heads.box_predictor, self._head(heads.box_head, pooled))
 
 
 def binary_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
@@ -290,4 +316,4 @@ def distillation_from_config(cfg: CfgNode) -> Optional[InplaceDistillation]:
     if not d.ENABLED:
         return None
     return InplaceDistillation({k: d[k.upper()] for k in _LOSSES}, d.START_ITER,
-                               d.GT_CLS_WEIGHT, d.ROI_LOC_MODE, d.BOUND_MARGIN)
+                               d.GT_CLS_WEIGHT, d.ROI_LOC_MODE, d.BOUND_MARGIN, d.TRAIN_HEADS)
