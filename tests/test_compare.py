@@ -54,13 +54,16 @@ def test_a_variant_is_paired_with_the_snet_of_its_seed(tmp_path):
     the S-Net lacks (2) pairs with nothing. Runs of another schedule are refused."""
     base = [_run(tmp_path / f"s{seed}", {w: 40 * w + seed for w in WIDTHS}, "SEED", seed)
             for seed in (0, 1)]
-    variant = [_run(tmp_path / f"v{seed}", {w: 40 * w + seed + (1 + 2 * seed) * (w == 1.0)
+    variant = [_run(tmp_path / f"snet_late_s{seed}", {w: 40 * w + seed + (1 + 2 * seed) * (w == 1.0)
                                             for w in WIDTHS}, "SEED", seed) for seed in (0, 1, 2)]
     inets = [_inet(tmp_path / f"i{w}", w, 30.0) for w in WIDTHS]
     out = tmp_path / "out"
     tool("compare_widths").main(["--slimmable", *variant, "--individual", *inets,
                                  "--baseline", *base, "--output", str(out)])
-    against = json.loads((out / "comparison.json").read_text())["against_snet"]
+    report = json.loads((out / "comparison.json").read_text())
+    assert report["label"] == "snet_late"  # the plot's name for the variant
+    against = report["against_snet"]
+    assert all("S-Net GFLOPs" in row for row in against)  # where the plot draws the S-Net
     wide = next(row for row in against if row["width"] == 1.0)["box AP"]
     assert wide["paired"]["mean"] == 2.0 and wide["paired"]["n"] == 2
     assert wide["paired"]["ci95"] == pytest.approx([2 - 12.706, 2 + 12.706])

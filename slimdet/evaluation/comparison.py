@@ -196,9 +196,10 @@ def compare_runs(slimmable: list[Run], individual: list[Run],
 
 def compare_variant(variant: list[Run], baseline: list[Run]) -> list[dict]:
     """A variant of the S-Net (distilled, universal, ...) against the S-Net itself: one row per
-    width both evaluated, per metric both families' mean and standard deviation over seeds and
-    the ``paired`` statistics of the same-seed differences variant - S-Net (None if no seed
-    has both). Raises ``ValueError`` for runs of different settings (``MATCHED_KEYS``)."""
+    width both evaluated (with each family's GFLOPs), per metric both families' mean and
+    standard deviation over seeds and the ``paired`` statistics of the same-seed differences
+    variant - S-Net (None if no seed has both). Raises ``ValueError`` for runs of different
+    settings (``MATCHED_KEYS``)."""
     if not variant or not baseline:
         raise ValueError("need at least one variant and one baseline S-Net run")
     _check_matched(variant + baseline)
@@ -208,7 +209,8 @@ def compare_variant(variant: list[Run], baseline: list[Run]) -> list[dict]:
     theirs = _by_seed(baseline, lambda run: None).get(None, {})
     table = []
     for width in widths:
-        row = {"width": width, "GFLOPs": variant[0].rows[width]["GFLOPs"]}
+        row = {"width": width, "GFLOPs": variant[0].rows[width]["GFLOPs"],
+               "S-Net GFLOPs": baseline[0].rows[width]["GFLOPs"]}
         for metric in (m for m in METRICS if m in variant[0].rows[width]
                        and m in baseline[0].rows[width]):
             differences = [run.rows[width][metric] - theirs[seed].rows[width][metric]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Sequence
 
 from ..config import train_widths
@@ -104,6 +105,12 @@ def _training(snets: Sequence[Run], inets: Sequence[Run], png_path: str) -> list
     return compare_training(slimmable, individual)
 
 
+def _family_name(folders: Sequence[str]) -> str:
+    """The runs' folder name without its seed: ``.../snet_distill_s0`` → ``snet_distill``."""
+    names = {re.sub(r"_s\d+$", "", os.path.basename(os.path.normpath(f))) for f in folders}
+    return names.pop() if len(names) == 1 else "variant"
+
+
 def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
                      universal: Sequence[str], output: str, bootstrap: int = 0,
                      baseline: Sequence[str] = ()) -> list[dict]:
@@ -112,8 +119,9 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP against
     GFLOPs); where every run kept its per-width losses also their tail means (in ``.md`` and
     ``.json``) and ``comparison_training.png``. With ``baseline`` S-Net runs, ``slimmable`` is
-    a variant of that S-Net and ``.md`` and ``.json`` (``against_snet``) also hold the paired
-    variant − S-Net (``compare_variant``). Returns the table.
+    a variant of that S-Net, named after its folders (``label``: ``snet_distill_s0`` →
+    ``snet_distill``): ``.md`` and ``.json`` (``against_snet``) also hold the paired variant −
+    S-Net (``compare_variant``) and the plot draws both. Returns the table.
 
     Args:
         slimmable, individual, universal: run folders of the S-Net (or a variant), the I-Nets
@@ -132,6 +140,7 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     path = os.path.join(output, "comparison")
     training = _training(snets, inets, path + "_training.png")
     against = compare_variant(snets, [load_run(d) for d in baseline]) if baseline else []
+    label = _family_name(slimmable) if against else "S-Net"
     with open(path + ".md", "w") as f:
         f.write(comparison_markdown(table) + "\n")
         if against:
@@ -144,8 +153,9 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     with open(path + ".json", "w") as f:
         json.dump({"slimmable": list(slimmable), "individual": list(individual),
                    "universal": list(universal), "baseline": list(baseline), "rows": table,
-                   "universal_curve": curve, "against_snet": against, "training": training},
+                   "universal_curve": curve, "label": label, "against_snet": against,
+                   "training": training},
                   f, indent=2)
     write_csv(path + ".csv", _flat_rows(table))
-    plot_comparison(table, path + ".png", curve)
+    plot_comparison(table, path + ".png", curve, against, label)
     return table

@@ -46,20 +46,26 @@ def plot_ap_vs_flops(summary_json: str, png_path: str) -> None:
     plt.close(fig)
 
 
-def plot_comparison(table: list[dict], png_path: str, curve: Sequence[dict] = ()) -> None:
+def plot_comparison(table: list[dict], png_path: str, curve: Sequence[dict] = (),
+                    against: Sequence[dict] = (), label: str = "S-Net") -> None:
     """AP against GFLOPs from ``compare_runs``: one line per family (I-Net, S-Net) and metric,
     error bars one standard deviation over seeds; ``curve`` (``universal_curve``) adds the
-    US-Net at every width it evaluated."""
+    US-Net at every width it evaluated. Where ``table``'s S-Net is a variant, ``label`` names
+    it and ``against`` (``compare_variant``) draws the plain S-Net it is paired with."""
     plt = _pyplot()
 
     metrics = [m for m in ("box AP", "mask AP", "keypoint AP") if m in table[0]]
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     gflops = [row["GFLOPs"] for row in table]
     for ax, metric in zip(axes[0], metrics):
-        for family, style in (("I-Net", "s--"), ("S-Net", "o-")):
-            stats = [row[metric][family] for row in table]
-            ax.errorbar(gflops, [s["mean"] for s in stats], yerr=[s["std"] for s in stats],
-                        fmt=style, capsize=3, label=f"{family} (n={stats[0]['n']})")
+        lines = [(gflops, [row[metric]["I-Net"] for row in table], "s--", "I-Net"),
+                 (gflops, [row[metric]["S-Net"] for row in table], "o-", label)]
+        if against:
+            lines.append(([row["S-Net GFLOPs"] for row in against],
+                          [row[metric]["S-Net"] for row in against], "^:", "S-Net"))
+        for xs, stats, style, name in lines:
+            ax.errorbar(xs, [s["mean"] for s in stats], yerr=[s["std"] for s in stats],
+                        fmt=style, capsize=3, label=f"{name} (n={stats[0]['n']})")
         if curve:
             stats = [row[metric] for row in curve]
             ax.plot([row["GFLOPs"] for row in curve], [s["mean"] for s in stats], "-",
