@@ -402,9 +402,6 @@ def test_export_at_an_unlisted_width():
         slimdet.export_at_width(gn, build_model(gn), 0.6)
 
 
-PER_WIDTH = ("MODEL.SLIMMABLE.UNIVERSAL_AFFINE", "per_width")
-
-
 def test_per_width_affine_offsets_interpolate_between_listed_widths():
     """Offsets start at zero (the shared model); each listed width's row acts at that width
     only, and a width between two listed ones mixes their rows linearly."""
@@ -433,7 +430,7 @@ def test_per_width_affine_offsets_interpolate_between_listed_widths():
 
 
 def test_per_width_affine_trains_only_the_rows_of_the_width_and_exports_stock():
-    cfg = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL, *PER_WIDTH)
+    cfg = slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL)  # per_width: the default
     model = build_model(cfg)
     norm = model.backbone.bottom_up.res2[0].conv1.norm
     assert norm.weight_offset.shape == (4, 64) and not norm.weight_offset.any()
@@ -460,7 +457,10 @@ def test_per_width_affine_trains_only_the_rows_of_the_width_and_exports_stock():
     assert torch.allclose(out.pred_boxes.tensor, ref.pred_boxes.tensor, atol=1e-3)
     assert len(narrow) > 0
     # A checkpoint without offsets (the shared model, a stock one) fits; offsets stay zero.
-    shared = build_model(slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL))
+    shared = build_model(slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *GN_R50, *UNIVERSAL,
+                                  "MODEL.SLIMMABLE.UNIVERSAL_AFFINE", "shared"))
+    assert not any("weight_offset" in name for name, _ in shared.named_parameters())
     check_state_dict_fits(model, shared.state_dict())
-    with pytest.raises(ValueError, match="UNIVERSAL_AFFINE per_width is for universal models"):
-        build_model(slim_cfg("slim_mask_rcnn_R50_FPN.yaml", *PER_WIDTH))
+    with pytest.raises(ValueError, match="UNIVERSAL_AFFINE must be 'shared' or 'per_width'"):
+        build_model(slim_cfg("slim_mask_rcnn_R50_FPN.yaml", "MODEL.SLIMMABLE.UNIVERSAL_AFFINE",
+                             "per_channel"))
