@@ -51,9 +51,9 @@ def add_slimmable_config(cfg: CN) -> None:
     cfg.MODEL.SLIMMABLE.SANDWICH_WIDTHS = 4
     # Universal GroupNorm/BatchNorm affine parameters: "per_width": shared plus offsets of each
     # listed width, interpolated between them, so each width can re-scale its layers as a
-    # switchable norm does (slimdet.layers.sliced_norm; above "shared" in both seeds measured,
-    # docs/results.md), or "shared" by every width (US-Nets). Read by universal models only:
-    # a model of listed widths has a norm per width.
+    # switchable norm does (slimdet.layers.sliced_norm; it beat "shared" at every width in both
+    # seeds measured, docs/results.md), or "shared" by every width (US-Nets). Read by universal
+    # models only: a model of listed widths has a norm per width.
     cfg.MODEL.SLIMMABLE.UNIVERSAL_AFFINE = "per_width"
     # Universal BatchNorm: training batches per width for calibrating its statistics before
     # evaluation (slimdet.calibrate_norms).

@@ -54,14 +54,14 @@ def test_a_variant_is_paired_with_the_snet_of_its_seed(tmp_path):
     the S-Net lacks (2) pairs with nothing. Runs of another schedule are refused."""
     base = [_run(tmp_path / f"s{seed}", {w: 40 * w + seed for w in WIDTHS}, "SEED", seed)
             for seed in (0, 1)]
-    variant = [_run(tmp_path / f"snet_late_s{seed}", {w: 40 * w + seed + (1 + 2 * seed) * (w == 1.0)
+    variant = [_run(tmp_path / f"v{seed}", {w: 40 * w + seed + (1 + 2 * seed) * (w == 1.0)
                                             for w in WIDTHS}, "SEED", seed) for seed in (0, 1, 2)]
     inets = [_inet(tmp_path / f"i{w}", w, 30.0) for w in WIDTHS]
     out = tmp_path / "out"
     tool("compare_widths").main(["--slimmable", *variant, "--individual", *inets,
-                                 "--baseline", *base, "--output", str(out)])
+                                 "--baseline", *base, "--label", "late", "--output", str(out)])
     report = json.loads((out / "comparison.json").read_text())
-    assert report["label"] == "snet_late"  # the plot's name for the variant
+    assert report["label"] == "late"  # the plot's name for the variant
     against = report["against_snet"]
     assert all("S-Net GFLOPs" in row for row in against)  # where the plot draws the S-Net
     wide = next(row for row in against if row["width"] == 1.0)["box AP"]
@@ -398,6 +398,8 @@ def test_variants_are_more_s_nets_compared_with_the_same_i_nets(tmp_path):
     assert [f.rsplit("/", 1)[-1] for f in folders] == ["report", "report_bounded"]
     report = json.loads((tmp_path / "report_bounded" / "comparison.json").read_text())
     assert report["rows"][1]["box AP"]["paired"]["mean"] == 2.5
+    assert report["label"] == "snet_bounded"
+    assert json.loads((tmp_path / "report" / "comparison.json").read_text())["label"] == "S-Net"
     assert report["against_snet"][1]["box AP"]["paired"]["mean"] == 1.5  # 42.5 - 41.0
     markdown = (tmp_path / "report_bounded" / "comparison.md").read_text()
     assert "Against the S-Net (snet_s0)" in markdown

@@ -32,6 +32,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--baseline", nargs="+", default=[], metavar="DIR",
                         help="S-Net runs that --slimmable (a variant: distilled, universal, ...) "
                         "is also compared with, paired by seed")
+    parser.add_argument("--label", default="", metavar="NAME",
+                        help="the name of --slimmable in the plot (default: S-Net, or variant "
+                        "with --baseline)")
     parser.add_argument("--output", required=True, metavar="DIR")
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="also resample the validation images N times per seed (paired): "
@@ -42,7 +45,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     args = parse_args(argv)
     table = write_comparison(args.slimmable, args.individual, args.universal, args.output,
-                             args.bootstrap, args.baseline)
+                             args.bootstrap, args.baseline, args.label)
     print(comparison_markdown(table))
     print(f"Wrote {os.path.join(args.output, 'comparison')}.{{md,json,csv,png}}")
     return table

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Sequence
 
 from ..config import train_widths
@@ -105,23 +104,16 @@ def _training(snets: Sequence[Run], inets: Sequence[Run], png_path: str) -> list
     return compare_training(slimmable, individual)
 
 
-def _family_name(folders: Sequence[str]) -> str:
-    """The runs' folder name without its seed: ``.../snet_distill_s0`` → ``snet_distill``."""
-    names = {re.sub(r"_s\d+$", "", os.path.basename(os.path.normpath(f))) for f in folders}
-    return names.pop() if len(names) == 1 else "variant"
-
-
 def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
                      universal: Sequence[str], output: str, bootstrap: int = 0,
-                     baseline: Sequence[str] = ()) -> list[dict]:
+                     baseline: Sequence[str] = (), label: str = "") -> list[dict]:
     """Compare the run folders (``compare_runs``; with ``bootstrap`` resamplings of the
     validation images also ``add_bootstrap``) and write ``output/comparison.md`` (the table),
     ``.json`` (every statistic and the US-Net curve), ``.csv`` and ``.png`` (AP against
     GFLOPs); where every run kept its per-width losses also their tail means (in ``.md`` and
     ``.json``) and ``comparison_training.png``. With ``baseline`` S-Net runs, ``slimmable`` is
-    a variant of that S-Net, named after its folders (``label``: ``snet_distill_s0`` →
-    ``snet_distill``): ``.md`` and ``.json`` (``against_snet``) also hold the paired variant −
-    S-Net (``compare_variant``) and the plot draws both. Returns the table.
+    a variant of that S-Net: ``.md`` and ``.json`` (``against_snet``) also hold the paired
+    variant − S-Net (``compare_variant``) and the plot draws both. Returns the table.
 
     Args:
         slimmable, individual, universal: run folders of the S-Net (or a variant), the I-Nets
@@ -129,6 +121,8 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
         output: the report's folder.
         bootstrap: resamplings of the validation images per seed (0: none).
         baseline: run folders of the S-Net a variant is compared with (may be empty).
+        label: the name of ``slimmable`` in the plot and ``.json`` (default: "S-Net", or
+            "variant" with a ``baseline``).
     """
     universal_runs = [load_run(d) for d in universal]
     snets, inets = [load_run(d) for d in slimmable], [load_run(d) for d in individual]
@@ -140,7 +134,7 @@ def write_comparison(slimmable: Sequence[str], individual: Sequence[str],
     path = os.path.join(output, "comparison")
     training = _training(snets, inets, path + "_training.png")
     against = compare_variant(snets, [load_run(d) for d in baseline]) if baseline else []
-    label = _family_name(slimmable) if against else "S-Net"
+    label = label or ("variant" if against else "S-Net")
     with open(path + ".md", "w") as f:
         f.write(comparison_markdown(table) + "\n")
         if against:

@@ -73,7 +73,8 @@ def write_reports(runs: Sequence[StudyRun], recipe_list: Sequence[Recipe], outpu
             baseline = [os.path.join(output, run.name) for run in mine
                         if run.family == paired_with]
             folder = os.path.join(output, f"report{recipe.suffix()}{suffix}")
-            write_comparison(slimmable, individual, universal, folder, bootstrap, baseline)
+            write_comparison(slimmable, individual, universal, folder, bootstrap, baseline,
+                             label=family if baseline else "")
             if inet_family == "inet_pt":
                 with open(os.path.join(folder, "pretraining.md"), "w") as f:
                     f.write(pretraining_markdown(runs, output) + "\n")
