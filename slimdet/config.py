@@ -14,8 +14,8 @@ __all__ = ["add_slimmable_config", "validate_slimmable_config", "train_widths", 
 
 def add_slimmable_config(cfg: CN) -> None:
     """Add ``MODEL.SLIMMABLE`` (widths, and whether the FPN and the heads slim too),
-    ``MODEL.CLASSIFIER`` (backbone pretraining) and ``SOLVER.WEIGHT_AVERAGE`` to ``cfg`` in
-    place."""
+    ``MODEL.CLASSIFIER`` (backbone pretraining), ``SOLVER.WEIGHT_AVERAGE`` and
+    ``SOLVER.CLIP_GRADIENTS.PERCENTILE`` to ``cfg`` in place."""
     # Image classification (META_ARCHITECTURE "SlimmableImageClassifier", for pretraining
     # backbones): the classes of the linear layer after the ResNet's global average pooling.
     cfg.MODEL.CLASSIFIER = CN()
@@ -25,6 +25,10 @@ def add_slimmable_config(cfg: CN) -> None:
     cfg.SOLVER.WEIGHT_AVERAGE = CN()
     cfg.SOLVER.WEIGHT_AVERAGE.DECAY = 0.0
     cfg.SOLVER.WEIGHT_AVERAGE.START_ITER = 0
+    # SOLVER.CLIP_GRADIENTS.CLIP_TYPE "per_width_percentile": each width's gradient is clipped
+    # at this percentile of the norms that width's gradient had so far (AutoClip), a threshold
+    # without units (CLIP_VALUE is not read).
+    cfg.SOLVER.CLIP_GRADIENTS.PERCENTILE = 50.0
     cfg.MODEL.SLIMMABLE = CN()
     # Every width the model can run at; the widest is the full network.
     cfg.MODEL.SLIMMABLE.WIDTHS = [0.25, 0.5, 0.75, 1.0]
@@ -96,10 +100,12 @@ def add_slimmable_config(cfg: CN) -> None:
 
 def remove_slimdet_keys(cfg: CN) -> None:
     """Delete in place what ``add_slimmable_config`` added, so that plain Detectron2 reads the
-    config: ``MODEL.SLIMMABLE``, ``SOLVER.WEIGHT_AVERAGE``, and ``MODEL.CLASSIFIER`` unless the
+    config: ``MODEL.SLIMMABLE``, ``SOLVER.WEIGHT_AVERAGE``, ``SOLVER.CLIP_GRADIENTS.PERCENTILE``,
+    and ``MODEL.CLASSIFIER`` unless the
     model is slimdet's classifier (whose stock builder reads it)."""
     del cfg.MODEL["SLIMMABLE"]
     cfg.SOLVER.pop("WEIGHT_AVERAGE", None)
+    cfg.SOLVER.CLIP_GRADIENTS.pop("PERCENTILE", None)
     if cfg.MODEL.META_ARCHITECTURE != "SlimmableImageClassifier":
         cfg.MODEL.pop("CLASSIFIER", None)
 

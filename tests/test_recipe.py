@@ -17,7 +17,7 @@ from slimdet.engine.gradient_probe import GradientProbe
 from slimdet.evaluation.gradient_summary import read_probe, write_probe
 from slimdet.engine.weight_average import WeightAverage
 from slimdet.layers import width_key
-from slimdet.solver import WidthGradientClipping
+from slimdet.solver import NormPercentile, WidthGradientClipping
 
 # Scalars of a whole step, not of one width.
 STEP_KEYS = {"total_loss", "grad_norm", "lr", "data_time", "rank_data_time", "time",
@@ -129,16 +129,50 @@ def test_per_width_clipping_caps_each_widths_own_gradient_before_the_sum(tmp_pat
 
 def test_width_clipping_reads_unscaled_gradients_and_keeps_what_was_there():
     p, fresh = nn.Parameter(torch.zeros(2)), nn.Parameter(torch.zeros(1))
-    clipping = WidthGradientClipping([p, fresh], max_norm=1.0)
+    clipping = WidthGradientClipping([p, fresh], threshold=1.0)
     p.grad = torch.tensor([1.0, 1.0])
 
-    def backward():  # adds (6, 8) to p and creates fresh's gradient (0): scaled by 2, norm 5
-        p.grad += torch.tensor([6.0, 8.0])
+    def backward():  # as autograd: adds (6, 8) to p and creates fresh's gradient (0)
+        assert p.grad is None  # the width back-propagates into empty gradients
+        p.grad = torch.tensor([6.0, 8.0])
         fresh.grad = torch.zeros(1)
 
-    assert clipping(backward, scale=2.0) == pytest.approx(5.0)
+    assert clipping(backward, "w1", scale=2.0) == pytest.approx(5.0)  # (6, 8) / 2
     assert p.grad.tolist() == pytest.approx([1.0 + 6 / 5, 1.0 + 8 / 5], rel=1e-5)
     assert fresh.grad.tolist() == [0.0]
+
+
+def test_norm_percentile_follows_each_widths_own_history():
+    threshold = NormPercentile(50)
+    assert threshold("w1", 4.0) == 4.0  # the first step is its own history: never clipped
+    assert threshold("w1", 2.0) == pytest.approx(3.0)  # median of (4, 2)
+    assert threshold("w0.5", 10.0) == 10.0  # another width, another history
+    assert threshold("w1", float("inf")) == float("inf")  # an overflow is not history
+    resumed = NormPercentile(50)
+    resumed.load_state_dict(threshold.state_dict())
+    assert resumed.history == {"w1": [4.0, 2.0], "w0.5": [10.0]}
+    assert resumed("w1", 9.0) == threshold("w1", 9.0) == 4.0
+    for bad in (0, 101):
+        with pytest.raises(ValueError, match="PERCENTILE must be in"):
+            NormPercentile(bad)
+
+
+def test_percentile_clipping_caps_each_width_at_its_own_history(tmp_path):
+    """A step of widths 1.0 and 0.5 after a history of half each width's norm (w1) and twice
+    it (w0.5): width 1.0 is clipped at the median of (|g1|/2, |g1|), width 0.5 is not."""
+    model, data, alone = _gradients_alone(tmp_path)
+    norms = {w: float(g.double().norm()) for w, g in alone.items()}
+    threshold = NormPercentile(50)
+    threshold.load_state_dict({"history": {"w1": [norms[1.0] / 2], "w0.5": [2 * norms[0.5]]}})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    trainer = SlimmableSimpleTrainer(model, [data], optimizer, widths=[1.0, 0.5],
+                                     width_clip=threshold)
+    with EventStorage(0):
+        trainer.run_step()
+    expected = alone[1.0] * 0.75 + alone[0.5]
+    assert torch.allclose(_flat_grad(model), expected, rtol=1e-4, atol=1e-7)
+    assert threshold.history["w1"][-1] == pytest.approx(norms[1.0], rel=1e-4)
+    assert trainer.state_dict()["width_clipping"]["history"] == threshold.history
 
 
 def test_gradient_probe_takes_increments():
@@ -240,6 +274,10 @@ def test_clipping_types_and_bad_recipes_are_named(tiny_data, tmp_path):
         SlimmableTrainer(tiny_train_cfg(tmp_path, "SOLVER.CLIP_GRADIENTS.ENABLED", True,
                                         "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width",
                                         "SOLVER.CLIP_GRADIENTS.NORM_TYPE", 1.0))
+    with pytest.raises(ValueError, match="PERCENTILE must be in \\(0, 100\\], got 0.0"):
+        SlimmableTrainer(tiny_train_cfg(tmp_path, "SOLVER.CLIP_GRADIENTS.ENABLED", True,
+                                        "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width_percentile",
+                                        "SOLVER.CLIP_GRADIENTS.PERCENTILE", 0.0))
     cfg = tiny_train_cfg(tmp_path, "MODEL.SLIMMABLE.LOSS_REDUCTION", "avg")
     with pytest.raises(ValueError, match="LOSS_REDUCTION must be 'sum' or 'mean', got 'avg'"):
         SlimmableTrainer(cfg)

@@ -27,7 +27,10 @@ TRAIN_OPTS = [
     "INPUT.MAX_SIZE_TEST", "64", "SOLVER.IMS_PER_BATCH", "2", "SOLVER.BASE_LR", "0.01",
     "SOLVER.WARMUP_ITERS", "0", "SOLVER.STEPS", "()", "SOLVER.MAX_ITER", "8",
     "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "4", "DATALOADER.NUM_WORKERS", "1",
-    "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "SEED", "3"]
+    "MODEL.FPN.OUT_CHANNELS", "64", "MODEL.ROI_BOX_HEAD.FC_DIM", "64", "SEED", "3",
+    # each width clipped at the median of its own norms so far: that history resumes too
+    "SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE",
+    "per_width_percentile", "SOLVER.CLIP_GRADIENTS.PERCENTILE", "50.0"]
 
 
 def _train(data_root, output_dir, *extra) -> subprocess.Popen:
@@ -79,6 +82,9 @@ def test_killed_and_resumed_run_ends_with_the_uninterrupted_runs_weights(tmp_pat
     momentum = [(s["momentum_buffer"], optimizers[1][i]["momentum_buffer"])
                 for i, s in optimizers[0].items()]
     assert momentum and all(torch.equal(x, y) for x, y in momentum)
+    histories = [c["trainer"]["_trainer"]["width_clipping"]["history"] for c in (a, b)]
+    assert histories[0] == histories[1] and sorted(histories[0]) == ["w0.25", "w0.5", "w0.75", "w1"]
+    assert all(len(norms) == 8 for norms in histories[0].values())
     assert a["trainer"]["data"] == b["trainer"]["data"] == {"seed": a["trainer"]["data"]["seed"],
                                                             "next_batch": 8}
     rows = [json.loads((d / "per_width_results.json").read_text())["rows"]

@@ -137,38 +137,42 @@ def _ddp_cfg(universal: bool):
                           "MODEL.SLIMMABLE.UNIVERSAL", universal, *DETERMINISTIC)
 
 
-def _one_step(model, data, universal: bool):
+def _one_step(model, data, universal: bool, width_clip: float = 0.0):
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     widths = SandwichWidths(0.25, 1.0, 4, seed=5) if universal else WIDTHS
-    trainer = SlimmableSimpleTrainer(model, [data], opt, widths=widths)
+    trainer = SlimmableSimpleTrainer(model, [data], opt, widths=widths, width_clip=width_clip)
     trainer.iter = 3  # the sandwich rule draws for (seed, iteration), on every process alike
     with EventStorage(0):
         trainer.run_step()
 
 
-def _ddp_worker(rank, init_file, weights, out, universal):
+def _ddp_worker(rank, init_file, weights, out, universal, width_clip):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     torch.set_num_threads(1)
     model = build_model(_ddp_cfg(universal))
     model.load_state_dict(torch.load(weights))
     ddp = nn.parallel.DistributedDataParallel(model)
-    _one_step(ddp, [_ddp_batch()[rank]], universal)
+    _one_step(ddp, [_ddp_batch()[rank]], universal, width_clip)
     if rank == 0:
         torch.save(model.state_dict(), out)
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("universal", [False, True], ids=["width-list", "universal-sandwich"])
-def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path, universal):
+@pytest.mark.parametrize("universal, width_clip", [(False, 0.0), (True, 0.0), (False, 0.05)],
+                         ids=["width-list", "universal-sandwich", "per-width-clipping"])
+def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path, universal, width_clip):
+    """Two processes of one image each step as one process of both images; with per-width
+    clipping (at a norm every width's gradient exceeds) each width's gradient is clipped after
+    it is averaged over the processes, not each process's share before."""
     torch.manual_seed(0)
     model = build_model(_ddp_cfg(universal))
     weights = tmp_path / "init.pth"
     torch.save(model.state_dict(), weights)
 
     mp.start_processes(_ddp_worker, args=(str(tmp_path / "init"), str(weights),
-                                          str(tmp_path / "ddp.pth"), universal),
+                                          str(tmp_path / "ddp.pth"), universal, width_clip),
                        nprocs=2, start_method="spawn")
-    _one_step(model, _ddp_batch(), universal)
+    _one_step(model, _ddp_batch(), universal, width_clip)
 
     ddp_sd, single_sd = torch.load(tmp_path / "ddp.pth"), model.state_dict()
     init = torch.load(weights)

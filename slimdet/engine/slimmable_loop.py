@@ -17,7 +17,7 @@ from detectron2.utils.events import get_event_storage
 from torch import nn
 
 from ..layers import width_key
-from ..solver import WidthGradientClipping
+from ..solver import FixedNorm, NormPercentile, WidthGradientClipping
 from .distillation import InplaceDistillation
 from .gradient_probe import GradientProbe
 from .slimmable_step import all_reduce_gradients, forward_backward_widths
@@ -40,10 +40,13 @@ class WidthsStep:
     ``w0.25/grad_cos_widest`` and the summed gradient's ``grad_norm`` (each probed iteration's
     own values: writers do not smooth them over a window); with distillation also,
     per student, ``w0.25/grad_norm_gt`` and per distillation term ``w0.25/grad_norm_<term>``
-    and ``w0.25/grad_cos_gt_<term>`` (``GradientProbe.term_stats``). With ``width_clip`` > 0
-    what each width adds to the gradient is clipped at that L2 norm before the sum
-    (``WidthGradientClipping``) and its norm before clipping logged as ``w0.25/clip_norm``;
-    under DDP each process clips its own share, before the gradients are averaged.
+    and ``w0.25/grad_cos_gt_<term>`` (``GradientProbe.term_stats``). With ``width_clip``
+    (a norm > 0, a ``FixedNorm`` or a ``NormPercentile``) what each width adds to the gradient
+    is clipped before the sum (``WidthGradientClipping``) and its norm before clipping logged
+    as ``w0.25/clip_norm``; under DDP each width's gradient is averaged over the processes
+    before it is clipped (one all-reduce per width), so N processes clip as one process of the
+    same global batch. The threshold's state (a percentile's norm history) is part of the
+    loop's ``state_dict``, for exact resume.
     """
 
     schedule: WidthSchedule
@@ -51,7 +54,8 @@ class WidthsStep:
 
     def _init_widths(self, widths: Sequence[float] | WidthSchedule,
                      distillation: InplaceDistillation | None, loss_reduction: str,
-                     probe_period: int, width_clip: float) -> None:
+                     probe_period: int,
+                     width_clip: float | FixedNorm | NormPercentile) -> None:
         self.schedule = widths if isinstance(widths, WidthSchedule) else FixedWidths(widths)
         self.distillation = distillation
         if distillation is not None:
@@ -72,7 +76,8 @@ class WidthsStep:
         if self.width_clipping is None:
             self._backward(loss)
             return
-        norm = self.width_clipping(lambda: self._backward(loss), self._grad_scale())
+        norm = self.width_clipping(lambda: self._backward(loss), self._width_label,
+                                   self._grad_scale())
         get_event_storage().put_scalar("clip_norm", norm)
 
     def _optimizer_step(self) -> None:
@@ -112,7 +117,8 @@ class WidthsStep:
 
         @contextmanager
         def scope(width: float):
-            with storage.name_scope(self._label(width, widths)):
+            self._width_label = self._label(width, widths)
+            with storage.name_scope(self._width_label):
                 yield
                 if probe is not None:
                     storage.put_scalars(**probe.measure(self._grad_scale()), smoothing_hint=False)
@@ -124,13 +130,25 @@ class WidthsStep:
                                             self._autocast, distillation, scope,
                                             self._loss_scale(widths),
                                             terms if probe and distillation else None)
-        all_reduce_gradients(self.model)
+        if self.width_clipping is None:  # clipping averaged each width's gradient already
+            all_reduce_gradients(self.model)
         if probe is not None:
             storage.put_scalar("grad_norm", probe.total_norm(self._grad_scale()),
                                smoothing_hint=False)
         self.after_backward()
         self._write_width_metrics(per_width, data_time)
         self._optimizer_step()
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.width_clipping is not None:
+            state["width_clipping"] = self.width_clipping.threshold.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.width_clipping is not None and "width_clipping" in state:
+            self.width_clipping.threshold.load_state_dict(state["width_clipping"])
 
     def _write_width_metrics(self, per_width: dict[float, dict[str, torch.Tensor]],
                              data_time: float) -> None:
@@ -159,7 +177,8 @@ class SlimmableSimpleTrainer(WidthsStep, SimpleTrainer):
     def __init__(self, model: nn.Module, data_loader, optimizer,
                  widths: Sequence[float] | WidthSchedule,
                  distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
-                 probe_period: int = 0, width_clip: float = 0.0, **kwargs):
+                 probe_period: int = 0,
+                 width_clip: float | FixedNorm | NormPercentile = 0.0, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
         self._init_widths(widths, distillation, loss_reduction, probe_period, width_clip)
 
@@ -171,7 +190,8 @@ class SlimmableAMPTrainer(WidthsStep, AMPTrainer):
     def __init__(self, model: nn.Module, data_loader, optimizer,
                  widths: Sequence[float] | WidthSchedule,
                  distillation: InplaceDistillation | None = None, loss_reduction: str = "sum",
-                 probe_period: int = 0, width_clip: float = 0.0, **kwargs):
+                 probe_period: int = 0,
+                 width_clip: float | FixedNorm | NormPercentile = 0.0, **kwargs):
         super().__init__(model, data_loader, optimizer, **kwargs)
         self._init_widths(widths, distillation, loss_reduction, probe_period, width_clip)
 

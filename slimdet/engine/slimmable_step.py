@@ -12,11 +12,11 @@ from contextlib import nullcontext
 from typing import TYPE_CHECKING, Callable, ContextManager, Optional, Sequence
 
 import torch
-import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..layers import set_width
+from ..solver import average_gradients
 
 if TYPE_CHECKING:
     from .distillation import InplaceDistillation
@@ -83,30 +83,6 @@ def forward_backward_widths(
 
 
 def all_reduce_gradients(model: nn.Module) -> None:
-    """Average ``.grad`` over processes in one flat all-reduce per dtype.
-
-    A parameter without a gradient on this process but with one elsewhere takes part with
-    zeros, so every process applies the same averaged gradient.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    params = [p for p in model.parameters() if p.requires_grad]
-    device = params[0].device
-    has_grad = torch.tensor([p.grad is not None for p in params], dtype=torch.int32, device=device)
-    dist.all_reduce(has_grad)
-    for p, anywhere in zip(params, has_grad.tolist()):
-        if anywhere and p.grad is None:
-            p.grad = torch.zeros_like(p)
-    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
-    for p in params:
-        if p.grad is not None:
-            by_dtype.setdefault(p.grad.dtype, []).append(p.grad)
-    world = dist.get_world_size()
-    for grads in by_dtype.values():
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset: offset + g.numel()].view_as(g))
-            offset += g.numel()
+    """Average ``.grad`` over processes in one flat all-reduce per dtype
+    (``slimdet.solver.average_gradients`` of the model's parameters)."""
+    average_gradients(model.parameters())

@@ -27,7 +27,7 @@ from ..checkpoint import SlimmableCheckpointer
 from ..config import eval_widths, validate_slimmable_config
 from ..data.resumable import ResumableBatchSampler, resumable_loader
 from ..evaluation import FastCOCOEvaluator, evaluate_widths
-from ..solver import full_model_clipping
+from ..solver import PER_WIDTH_CLIP_TYPES, full_model_clipping, width_clip_threshold
 from ..utils.rng import preserved_rng, rng_states, set_rng_states, train_seed
 from .calibration import calibrate_norms, needs_calibration
 from .distillation import InplaceDistillation, distillation_from_config
@@ -81,16 +81,15 @@ class SlimmableTrainer(DefaultTrainer):
         """The training loop: ``SlimmableAMPTrainer`` if ``SOLVER.AMP.ENABLED``, else
         ``SlimmableSimpleTrainer``, over ``width_schedule(cfg)`` (seeded by ``SEED``, or a
         random seed shared by all processes), with ``build_distillation``, the loss reduction,
-        the gradient probe and the per-width clipping (``CLIP_TYPE "per_width"``) of the
-        config."""
+        the gradient probe and the per-width clipping (``CLIP_TYPE "per_width"``: at
+        ``CLIP_VALUE``; ``"per_width_percentile"``: at the ``PERCENTILE`` of each width's
+        own norm history) of the config."""
         seed = train_seed(cfg)
         s = cfg.MODEL.SLIMMABLE
         loop = SlimmableAMPTrainer if cfg.SOLVER.AMP.ENABLED else SlimmableSimpleTrainer
-        clip = cfg.SOLVER.CLIP_GRADIENTS
-        width_clip = clip.CLIP_VALUE if clip.ENABLED and clip.CLIP_TYPE == "per_width" else 0.0
         return loop(model, data_loader, optimizer, width_schedule(cfg, seed),
                     cls.build_distillation(cfg), s.LOSS_REDUCTION, s.GRAD_PROBE_PERIOD,
-                    width_clip)
+                    width_clip_threshold(cfg) or 0.0)
 
     @classmethod
     def build_distillation(cls, cfg: CfgNode) -> Optional[InplaceDistillation]:
@@ -122,17 +121,16 @@ class SlimmableTrainer(DefaultTrainer):
         clips the L2 norm (``NORM_TYPE``) of all gradients together at ``CLIP_VALUE``
         (``slimdet.solver.full_model_clipping``), after every width of the step added its
         gradient. ``CLIP_TYPE "per_width"`` clips in the training loop instead, each width's
-        gradient before the sum (``build_loop``), and the optimizer is Detectron2's plain one."""
+        gradient before the sum (``build_loop``), and the optimizer is Detectron2's plain one;
+        so does ``"per_width_percentile"``."""
         clip = cfg.SOLVER.CLIP_GRADIENTS
-        if not (clip.ENABLED and clip.CLIP_TYPE in ("full_model", "per_width")):
+        if not (clip.ENABLED and clip.CLIP_TYPE in ("full_model", *PER_WIDTH_CLIP_TYPES)):
             return super().build_optimizer(cfg, model)
         plain = cfg.clone()
         plain.defrost()
         plain.SOLVER.CLIP_GRADIENTS.ENABLED = False
-        if clip.CLIP_TYPE == "per_width":
-            if clip.NORM_TYPE != 2.0:
-                raise ValueError("SOLVER.CLIP_GRADIENTS.CLIP_TYPE per_width clips the L2 norm: "
-                                 f"NORM_TYPE must be 2.0, got {clip.NORM_TYPE}")
+        if clip.CLIP_TYPE in PER_WIDTH_CLIP_TYPES:
+            width_clip_threshold(cfg)  # a bad NORM_TYPE, CLIP_VALUE or PERCENTILE is named
             return super().build_optimizer(plain, model)
         return full_model_clipping(super().build_optimizer(plain, model), clip.CLIP_VALUE,
                                    clip.NORM_TYPE)
