@@ -12,9 +12,10 @@ from slimdet.study.plan import PAPER_SETTING
 from slimdet.evaluation.gradient_summary import GRADIENT_PROBE
 from slimdet.evaluation.training_curves import TRAINING_CURVES
 from slimdet.study.pipeline import restore_study
-from slimdet.study.records import RECORD_FILES, restore_records, save_records
+from slimdet.study.records import (RECORD_FILES, RecordMismatch, config_differences,
+                                   restore_records, save_records)
 from slimdet.study.report import report_families, write_reports
-from slimdet.study.runner import finished, run_study
+from slimdet.study.runner import finished, run_config, run_study
 
 
 def _run(folder, ap: dict, *opts):
@@ -216,31 +217,87 @@ def test_universal_runs_add_a_column_and_a_curve(tmp_path):
                                      "--universal", snet, "--output", str(out)])
 
 
+def _planned(folder, run, ap: dict, output, opts=()) -> None:
+    """A finished run of a study's plan: its results and the config the plan trains it with
+    (``run_config``) as its ``config.yaml``."""
+    _run(folder, ap)
+    cfg = run_config(TASKS["mask"].config_file, opts, run, str(output))
+    (folder / "config.yaml").write_text(cfg.dump())
+
+
 def test_records_carry_finished_runs_to_another_output_and_are_reported(tmp_path):
-    """save_records keeps only runs that finished training; restored ones count as finished,
-    are not restored over a result, and the report reads them."""
+    """save_records keeps only runs that finished training, with no path of the machine that
+    made them; restored ones count as finished, are not restored over a result, and the report
+    reads them."""
     opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    trained, fresh = tmp_path / "trained", tmp_path / "fresh"
     runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]])
     names = [run.name for run in runs]
     assert names == ["snet_s0", "inet_w1_s0", "inet_w0.5_s0"]
-    trained = tmp_path / "trained"
-    _run(trained / "snet_s0", {0.5: 30.0, 1.0: 41.0}, *opts)
-    _inet(trained / "inet_w1_s0", 1.0, 40.0, *opts)
-    _inet(trained / "inet_w0.5_s0", 0.5, 29.0, *opts)
+    aps = {"snet_s0": {0.5: 30.0, 1.0: 41.0}, "inet_w1_s0": {1.0: 40.0},
+           "inet_w0.5_s0": {0.5: 29.0}}
+    for run in runs:
+        _planned(trained / run.name, run, aps[run.name], trained, opts)
+    results = json.loads((trained / "snet_s0" / RECORD_FILES[0]).read_text())
+    results["ground_truth"] = {"clutter_instances_val": str(
+        tmp_path / "datasets" / "clutter" / "annotations" / "instances_val.json")}
+    (trained / "snet_s0" / RECORD_FILES[0]).write_text(json.dumps(results))
     for name in names[:2]:
         (trained / name / "model_final.pth").write_bytes(b"")
     records = tmp_path / "records"
     assert save_records(str(trained), str(records), names) == names[:2]  # 0.5 unfinished
     assert sorted(p.name for p in (records / "snet_s0").iterdir()) == sorted(RECORD_FILES)
+    for path in (records / "snet_s0").iterdir():  # portable: no path of this machine
+        assert str(tmp_path) not in path.read_text(), path.name
+    assert json.loads((records / "snet_s0" / RECORD_FILES[0]).read_text())["ground_truth"] == {
+        "clutter_instances_val": "clutter/annotations/instances_val.json"}
 
-    fresh = tmp_path / "fresh"
-    _inet(fresh / "inet_w1_s0", 1.0, 35.0, *opts)  # a result here wins over the record
-    assert restore_records(str(records), str(fresh), names) == ["snet_s0"]
+    expected = {run.name: run_config(TASKS["mask"].config_file, opts, run, str(fresh))
+                for run in runs}
+    _planned(fresh / "inet_w1_s0", runs[1], {1.0: 35.0}, fresh, opts)  # wins over the record
+    assert restore_records(str(records), str(fresh), expected) == ["snet_s0"]
     assert finished(str(fresh / "snet_s0")) and not finished(str(fresh / "inet_w0.5_s0"))
-    _inet(fresh / "inet_w0.5_s0", 0.5, 29.0, *opts)
+    _planned(fresh / "inet_w0.5_s0", runs[2], aps["inet_w0.5_s0"], fresh, opts)
     (folder,) = write_reports(runs, [recipes()["sum"]], str(fresh), bootstrap=0)
     table = json.loads((tmp_path / "fresh" / "report" / "comparison.json").read_text())["rows"]
     assert folder.endswith("report") and table[1]["box AP"]["paired"]["mean"] == 6.0
+
+
+def test_a_record_of_other_settings_is_refused_naming_the_keys(tmp_path):
+    """A record restores only for the run the plan would train: one made under the same name
+    with another recipe, or before a default changed, is an error that names every differing
+    key, and nothing is copied; a key added to slimdet after the record was made counts only
+    where the plan sets it to other than its default."""
+    opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    records, fresh = tmp_path / "records", tmp_path / "fresh"
+    (snet,) = [r for r in plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]])
+               if r.family == "snet"]
+    _planned(records / "snet_s0", snet, {0.5: 30.0, 1.0: 41.0}, records, opts)
+    clipped = run_config(TASKS["mask"].config_file, opts, snet, str(fresh))
+    clipped.merge_from_list(list(recipes()["widthclip"].opts))  # another recipe, same name
+    with pytest.raises(RecordMismatch) as error:
+        restore_records(str(records), str(fresh), {"snet_s0": clipped})
+    message = str(error.value)
+    assert "snet_s0" in message and message.count(": record ") == 1  # one key differs
+    assert "SOLVER.CLIP_GRADIENTS.ENABLED: record False, plan True" in message
+    assert "OUTPUT_DIR" not in message and not (fresh / "snet_s0").exists()
+
+    record = run_config(TASKS["mask"].config_file, opts, snet, str(records))
+    universal = ["MODEL.SLIMMABLE.UNIVERSAL", "True"]
+    old = run_config(TASKS["mask"].config_file,
+                     [*opts, *universal, "MODEL.SLIMMABLE.UNIVERSAL_AFFINE", "shared"], snet, "")
+    new = run_config(TASKS["mask"].config_file, [*opts, *universal], snet, "")
+    assert config_differences(old, new) == [
+        "MODEL.SLIMMABLE.UNIVERSAL_AFFINE: record 'shared', plan 'per_width'"]
+    del record.SOLVER.CLIP_GRADIENTS["PERCENTILE"]  # a record made before the key
+    assert config_differences(record, run_config(TASKS["mask"].config_file, opts, snet, "")) == []
+    percentile = ["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE",
+                  "per_width_percentile", "SOLVER.CLIP_GRADIENTS.PERCENTILE", "90.0"]
+    record.merge_from_list(percentile[:4])
+    planned = run_config(TASKS["mask"].config_file, opts, snet, "")
+    planned.merge_from_list(percentile)
+    assert config_differences(record, planned) == [
+        "SOLVER.CLIP_GRADIENTS.PERCENTILE: record (none, made before the key), plan 90.0"]
 
 
 def test_a_pretraining_record_stands_in_only_where_no_run_needs_its_backbone(tmp_path):
@@ -248,18 +305,21 @@ def test_a_pretraining_record_stands_in_only_where_no_run_needs_its_backbone(tmp
     fine-tuned runs are restored too; a pretraining run whose backbone an unfinished run needs
     is left to train (a record has no weights)."""
     opts = ["MODEL.SLIMMABLE.WIDTHS", "[0.5, 1.0]"]
+    fresh = tmp_path / "fresh"
     runs = plan_study(TASKS["mask"].config_file, [0], opts, [recipes()["sum"]], pretrained=True,
-                      output=str(tmp_path / "fresh"))
+                      output=str(fresh))
     records = tmp_path / "records"
     for run in runs:
         _run(records / run.name, {w: 40.0 for w in run.widths}, *opts)
+        cfg = run_config(TASKS["mask"].config_file, opts, run, str(fresh))
+        (records / run.name / "config.yaml").write_text(cfg.dump())
     missing = "inet_w0.5_pt_s0"
     for path in (records / missing).iterdir():
         path.unlink()
-    restored = restore_study(str(records), str(tmp_path / "fresh"), runs)
+    restored = restore_study(str(records), str(fresh), runs, TASKS["mask"].config_file, opts)
     assert set(restored) == {run.name for run in runs} - {missing, "pretrain_inet_w0.5"}
-    assert not finished(str(tmp_path / "fresh" / "pretrain_inet_w0.5"))
-    assert finished(str(tmp_path / "fresh" / "pretrain_snet"))
+    assert not finished(str(fresh / "pretrain_inet_w0.5"))
+    assert finished(str(fresh / "pretrain_snet"))
 
 
 def _log_losses(folder, losses) -> None:
@@ -304,7 +364,8 @@ def test_training_losses_of_the_tail_are_compared_per_width_and_kept_in_records(
     assert kept["w0.25/loss_cls"][-1] == [999, 1.25]
     probe = json.loads((tmp_path / "records" / "s0" / GRADIENT_PROBE).read_text())
     assert sorted(probe) == [f"w{w:g}/grad_norm" for w in sorted(WIDTHS)]
-    assert restore_records(str(tmp_path / "records"), str(tmp_path / "fresh"), ["s0"]) == ["s0"]
+    assert restore_records(str(tmp_path / "records"), str(tmp_path / "fresh"),
+                           {"s0": synthetic_cfg()}) == ["s0"]
     assert (tmp_path / "fresh" / "s0" / TRAINING_CURVES).read_text() == json.dumps(
         kept, separators=(",", ":"))
 

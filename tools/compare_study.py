@@ -4,7 +4,8 @@ individually at each width (I-Nets), same config, schedule and recipe, for every
 the report.
 
     tools/compare_study.py [--task mask|keypoint|faster] [--seeds 0 1 2] \\
-        [--recipes sum mean clip widthclip] [--clip-value 3] [--universal] [--distill] [--jobs 2] \\
+        [--recipes sum mean clip widthclip autoclip] [--clip-value 3] [--percentile 50] \\
+        [--universal] [--distill] [--jobs 2] \\
         [--output output/compare] [--records DIR] [KEY VALUE ...]
 
 --task picks the benchmark (configs/Synthetic/clutter_{task}_rcnn_R18_FPN.yaml; --config-file
@@ -15,7 +16,8 @@ evaluated every 1/16 from the narrowest width to 1), --distill an S-Net (and US-
 inplace distillation. Recipes: sum (the widths' losses summed: the paper's), mean (divided by
 the number of widths), clip (summed, all gradients clipped to a joint L2 norm of --clip-value),
 widthclip (each width's gradient clipped at --clip-value before the sum; the I-Nets of clip;
-the default: docs/recipe.md).
+the default: docs/recipe.md), autoclip (each width's gradient clipped at the --percentile of
+its own norm history before the sum; I-Nets clipped alike).
 Then OUTPUT/report[_recipe][_distill]/comparison.{md,json,csv,png} per recipe, with paired
 S - I differences and 95% intervals over seeds, and (--bootstrap) the spread of each seed's
 difference over resampled validation images. Finished runs are kept and a killed run resumes
@@ -45,7 +47,7 @@ from typing import Optional, Sequence
 
 from slimdet.study import TASKS, recipes
 from slimdet.study.pipeline import run_and_report
-from slimdet.study.plan import DEFAULT_CLIP_VALUE, DEFAULT_RECIPE
+from slimdet.study.plan import DEFAULT_CLIP_VALUE, DEFAULT_PERCENTILE, DEFAULT_RECIPE
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -56,6 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--recipes", nargs="+", choices=sorted(recipes()),
                         default=[DEFAULT_RECIPE])
     parser.add_argument("--clip-value", type=float, default=DEFAULT_CLIP_VALUE)
+    parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
+                        help="of the autoclip recipe")
     parser.add_argument("--universal", action="store_true",
                         help="also train and compare a universally slimmable model per seed")
     parser.add_argument("--distill", action="store_true",
@@ -87,7 +91,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> dict:
     args = parse_args(argv)
-    chosen = [recipes(args.clip_value)[name] for name in args.recipes]
+    chosen = [recipes(args.clip_value, args.percentile)[name] for name in args.recipes]
     return run_and_report(args.task, args.seeds, chosen, args.output, args.opts,
                           config_file=args.config_file, universal=args.universal,
                           distill=args.distill, jobs=args.jobs, bootstrap=args.bootstrap,

@@ -11,20 +11,26 @@ from ..data.datasets import annotation_path, default_root
 from .plan import TASKS, Recipe, StudyRun, plan_study
 from .records import restore_records, save_records
 from .report import write_reports
-from .runner import finished, run_study
+from .runner import finished, run_config, run_study
 
 __all__ = ["run_and_report", "restore_study"]
 
 
-def restore_study(records: str, output: str, runs: Sequence[StudyRun]) -> list[str]:
-    """``restore_records`` of the study's runs: every training run found in ``records``, and a
+def restore_study(records: str, output: str, runs: Sequence[StudyRun], config_file: str,
+                  opts: Sequence[str] = ()) -> list[str]:
+    """``restore_records`` of the study's runs (each checked against the config the plan
+    trains it with: ``run_config``): every training run found in ``records``, and a
     pretraining run only where no unfinished run needs its backbone (a record keeps the top-1
     per width, not the weights). Returns the names restored."""
-    restored = restore_records(records, output, [r.name for r in runs if r.family != "pretrain"])
+    def expected(chosen):
+        return {run.name: run_config(config_file, opts, run, output) for run in chosen}
+
+    restored = restore_records(records, output,
+                               expected(r for r in runs if r.family != "pretrain"))
     needed = {name for run in runs if not finished(os.path.join(output, run.name))
               for name in run.after}
-    return restored + restore_records(records, output, [
-        run.name for run in runs if run.family == "pretrain" and run.name not in needed])
+    return restored + restore_records(records, output, expected(
+        run for run in runs if run.family == "pretrain" and run.name not in needed))
 
 
 def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe],
@@ -63,7 +69,7 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
                       output, pretrain_opts, variants)
     on_finished = None
     if records:
-        for name in restore_study(records, output, runs):
+        for name in restore_study(records, output, runs, config_file, opts):
             print(f"[study] {name}: restored from {records}/{name}")
         save_records(output, records, [run.name for run in runs])  # finished before records
 

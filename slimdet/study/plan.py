@@ -26,8 +26,8 @@ from ..layers import width_key
 from ..utils.model_setup import load_slimmable_config
 
 __all__ = ["Task", "TASKS", "Recipe", "recipes", "StudyRun", "plan_study", "run_name",
-           "universal_test_widths", "DEFAULT_CLIP_VALUE", "DEFAULT_RECIPE", "PRETRAIN_CONFIG",
-           "PAPER_SETTING"]
+           "universal_test_widths", "DEFAULT_CLIP_VALUE", "DEFAULT_PERCENTILE", "DEFAULT_RECIPE",
+           "PRETRAIN_CONFIG", "PAPER_SETTING"]
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "configs")
@@ -42,7 +42,7 @@ PAPER_SETTING = ("MODEL.RESNETS.NORM", "FrozenBN", "MODEL.SLIMMABLE.SLIM_FPN", "
 # side by side on the 2-core CPU.
 _PRETRAIN_COST = 0.45
 # Words of run names that a study variant may not take.
-_RESERVED = {"distill", "pt", "sum", "mean", "clip", "widthclip"}
+_RESERVED = {"distill", "pt", "sum", "mean", "clip", "widthclip", "autoclip"}
 # Relative cost of one training iteration at width w: 0.15 + 0.54 w^2, measured with the clutter
 # Mask R-CNN on a 2-core CPU (0.18 s at 0.25, 0.69 s at 1.0). Only ratios matter: the ETA scales
 # them by the speed observed in the study.
@@ -53,6 +53,9 @@ _FIXED_COST, _WIDTH_COST = 0.15, 0.54
 # 1.0's 0.01-0.36), the I-Net of width 1.0 alone 1.8-2.8. At 3 the S-Net's step is capped near
 # one width's for most of training while the I-Nets clip at their largest steps only.
 DEFAULT_CLIP_VALUE = 3.0
+# Percentile of the "autoclip" recipe: each width's gradient clipped at the median of its own
+# norm history (docs/recipe.md).
+DEFAULT_PERCENTILE = 50.0
 # The recipe a study runs unless told otherwise: the clutter Mask R-CNN config's own, the best
 # S-Net at every width and at or above the I-Nets (docs/recipe.md).
 DEFAULT_RECIPE = "widthclip"
@@ -96,20 +99,28 @@ class Recipe:
         return "" if name == "sum" else f"_{name}"
 
 
-def recipes(clip_value: float = DEFAULT_CLIP_VALUE) -> dict[str, Recipe]:
+def recipes(clip_value: float = DEFAULT_CLIP_VALUE,
+            percentile: float = DEFAULT_PERCENTILE) -> dict[str, Recipe]:
     """The recipes a study can compare, each whatever the config's own clipping: ``sum`` (the
     widths' losses summed, as in the paper and the official code; no clipping), ``mean``
     (divided by the number of widths; a single width trains as under ``sum``), ``clip``
     (summed, all gradients clipped to a joint L2 norm of ``clip_value``, as the official
-    code's ``grad_clip``; I-Nets clipped alike) and ``widthclip`` (each width's gradient
-    clipped at ``clip_value`` before the sum: a single width trains as under ``clip``)."""
+    code's ``grad_clip``; I-Nets clipped alike), ``widthclip`` (each width's gradient
+    clipped at ``clip_value`` before the sum: a single width trains as under ``clip``) and
+    ``autoclip`` (each width's gradient clipped at the ``percentile`` of its own norm history,
+    a threshold without units; I-Nets clipped alike)."""
     def clipping(kind: str) -> tuple[str, ...]:
         return ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", kind,
                 "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", str(clip_value),
                 "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0")
     clip = clipping("full_model")
     plain = ("SOLVER.CLIP_GRADIENTS.ENABLED", "False")  # whatever the config's default
+    auto = ("SOLVER.CLIP_GRADIENTS.ENABLED", "True",
+            "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width_percentile",
+            "SOLVER.CLIP_GRADIENTS.PERCENTILE", str(float(percentile)),
+            "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0")
     return {"sum": Recipe("sum", plain, plain),
+            "autoclip": Recipe("autoclip", auto, auto),
             "mean": Recipe("mean", (*plain, "MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"), plain,
                            "sum"),
             "clip": Recipe("clip", clip, clip),

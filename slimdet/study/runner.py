@@ -3,7 +3,8 @@ with the progress and ETA of the whole study.
 
 Each run lives in ``OUTPUT/<run name>``; a finished run (``per_width_results.json`` and
 ``model_final.pth``) is kept, a killed one resumes from its last checkpoint (``--resume``), so
-running the study again continues it. ``OUTPUT/study.json`` keeps the wall time of every run.
+running the study again continues it. ``OUTPUT/study.json`` keeps the wall time of every run
+(and each run's folder its own, ``run_time.json``, which its record keeps).
 Several runs at once (``jobs``) share the cores: each process gets ``cores // jobs`` threads,
 which on 2 cores trains 2 runs of one thread each about 1.3x faster than one after the other.
 """
@@ -18,10 +19,13 @@ import sys
 import time
 from typing import Callable, Optional, Sequence
 
-from .plan import StudyRun
-from .records import RESTORED_MARKER
+from detectron2.config import CfgNode
 
-__all__ = ["Progress", "run_study", "iterations_done", "finished"]
+from ..utils.model_setup import load_slimmable_config
+from .plan import StudyRun
+from .records import RESTORED_MARKER, RUN_TIME
+
+__all__ = ["Progress", "run_study", "iterations_done", "finished", "run_config"]
 
 
 def finished(folder: str) -> bool:
@@ -69,13 +73,27 @@ class Progress:
                 f"{clock(elapsed)} | ETA {eta}")
 
 
+def _arguments(config_file: str, opts: Sequence[str], run: StudyRun,
+               folder: str) -> tuple[str, list[str]]:
+    """The run's config file and overrides: its own config, or the study's with the study's
+    overrides, then the run's and its folder."""
+    study_opts = list(opts) if run.config_file is None else []
+    return run.config_file or config_file, [*study_opts, *run.opts, "OUTPUT_DIR", folder]
+
+
+def run_config(config_file: str, opts: Sequence[str], run: StudyRun, output: str) -> CfgNode:
+    """The config the run trains with in the study folder ``output`` (what its command
+    merges)."""
+    return load_slimmable_config(*_arguments(config_file, opts, run,
+                                             os.path.join(output, run.name)))
+
+
 def _command(config_file: str, opts: Sequence[str], run: StudyRun, folder: str) -> list[str]:
-    """The run's tool on its own config, or on the study's with the study's overrides."""
+    """The run's tool on its config and overrides (``_arguments``)."""
     tool = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))), "tools", f"{run.tool}.py")
-    study_opts = list(opts) if run.config_file is None else []
-    return [sys.executable, tool, "--resume", "--config-file", run.config_file or config_file,
-            *study_opts, *run.opts, "OUTPUT_DIR", folder]
+    run_config_file, run_opts = _arguments(config_file, opts, run, folder)
+    return [sys.executable, tool, "--resume", "--config-file", run_config_file, *run_opts]
 
 
 def _next_ready(pending: list[tuple[int, StudyRun]], output: str) -> int | None:
@@ -90,6 +108,13 @@ def _failure(run: StudyRun, folder: str, code: int) -> SystemExit:
     with open(os.path.join(folder, "stdout.txt")) as f:
         tail = "".join(f.readlines()[-30:])
     return SystemExit(f"{run.name} failed (exit {code}); end of {folder}/stdout.txt:\n{tail}")
+
+
+def _portable_config(config_file: str) -> str:
+    """The study's config file relative to the repository where it lies there."""
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    path = os.path.abspath(config_file)
+    return os.path.relpath(path, repo) if path.startswith(repo + os.sep) else config_file
 
 
 def _save(study: dict, path: str) -> None:
@@ -120,8 +145,8 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
     if os.path.isfile(study_file):  # a continued study keeps the wall times measured earlier
         with open(study_file) as f:
             before = json.load(f)["runs"]
-    study = {"config_file": config_file, "opts": list(opts), "jobs": jobs,
-             "runs": {r.name: before[r.name] for r in runs if r.name in before}}
+    study = {"config_file": _portable_config(config_file), "opts": list(opts), "jobs": jobs,
+             "runs": before}
     progress = Progress(runs)
     pending = []
     for index, run in enumerate(runs):
@@ -167,6 +192,7 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
                 seconds = time.monotonic() - start
                 study["runs"][name] = {"wall_s": round(seconds), "jobs": jobs}
                 _save(study, study_file)  # a killed study keeps the wall times of finished runs
+                _save(study["runs"][name], os.path.join(folder, RUN_TIME))  # kept in records
                 progress.done += run.cost
                 print(f"[study] {name}: done in {clock(seconds)}", flush=True)
                 if on_finished is not None:
