@@ -1,6 +1,7 @@
 """What the training commands share: Detectron2's command line and ``launch``, the config
-from ``--config-file`` and the overrides, checked before any work, Detectron2's
-``default_setup`` (output folder, logs, seeds), and ``--eval-only``."""
+from ``--config-file`` and the overrides, checked before any work, the output folder held
+against a second run (``hold_folder``), Detectron2's ``default_setup`` (output folder, logs,
+seeds), and ``--eval-only``."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +16,7 @@ from detectron2.utils.logger import setup_logger
 
 from ..checkpoint import SlimmableCheckpointer
 from ..config import validate_slimmable_config
+from ..utils.folder_hold import hold_folder
 from ..utils.model_setup import load_slimmable_config
 
 __all__ = ["setup_run", "check_devices", "evaluate_checkpoint", "launch_command"]
@@ -33,11 +35,14 @@ def check_devices(device: str, num_gpus: int) -> None:
 
 def setup_run(args: argparse.Namespace) -> CfgNode:
     """The frozen config of Detectron2's command line ``args`` (``--config-file``, ``opts``),
-    validated before the output folder is touched, after Detectron2's ``default_setup``."""
+    validated before the output folder is touched, the folder held by this run (the main
+    process), after Detectron2's ``default_setup``."""
     cfg = load_slimmable_config(args.config_file, args.opts)
     cfg.freeze()
     validate_slimmable_config(cfg)  # bad widths fail before the output folder is touched
     check_devices(cfg.MODEL.DEVICE, args.num_gpus)
+    if comm.is_main_process() and cfg.OUTPUT_DIR:
+        hold_folder(cfg.OUTPUT_DIR)  # a second run there is refused before it writes
     default_setup(cfg, args)
     setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="slimdet")
     return cfg

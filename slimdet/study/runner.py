@@ -21,6 +21,7 @@ from typing import Callable, Optional, Sequence
 
 from detectron2.config import CfgNode
 
+from ..utils.folder_hold import hold_folder
 from ..utils.model_setup import load_slimmable_config
 from .plan import StudyRun
 from .records import RESTORED_MARKER, RUN_TIME
@@ -139,7 +140,7 @@ def run_study(runs: Sequence[StudyRun], config_file: str, opts: Sequence[str], o
         only: glob patterns of run names (``inet_*_s2``): train only the runs that match,
             leave the others for a later study; empty: every run.
     """
-    os.makedirs(output, exist_ok=True)
+    hold_folder(output)  # a second study there is refused, naming this one
     study_file = os.path.join(output, "study.json")
     before = {}
     if os.path.isfile(study_file):  # a continued study keeps the wall times measured earlier
