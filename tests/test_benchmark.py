@@ -89,3 +89,24 @@ def test_interleaved_timing_runs_every_callable_warmup_plus_repeats_times():
                                device=torch.device("cpu"))
     assert calls == {"a": 5, "b": 5}
     assert all(t.repeats == 3 and t.min <= t.median <= t.max for t in timings.values())
+
+
+def test_recipe_benchmark_measures_each_widths_norms_and_each_recipes_step(tmp_path):
+    """tools/benchmark_recipes.py: every width's norm in each training iteration (the norms
+    differ between iterations: new batches, weights that move), and every recipe timed and its
+    memory measured against sum's."""
+    result = tool("benchmark_recipes").main([
+        "--config-file", str(REPO / "configs" / "Synthetic" / "clutter_mask_rcnn_R18_FPN.yaml"),
+        "--input-size", "64", "64", "--images", "1", "--iterations", "2", "--repeats", "1",
+        "--output", str(tmp_path), "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM",
+        "32", "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "16"])
+    assert json.loads((tmp_path / "recipes.json").read_text()) == json.loads(json.dumps(result))
+    norms = result["gradient_norms"]
+    assert sorted(norms) == ["w0.25", "w0.5", "w0.75", "w1"]
+    for stats in norms.values():
+        assert len(stats["norms"]) == 2 and stats["norms"][0] != stats["norms"][1]
+        assert min(stats["norms"]) <= stats["median"] <= max(stats["norms"]) and stats["p10"] > 0
+    cost = result["cost"]
+    assert sorted(cost["latency_ms"]) == ["autoclip", "sum", "widthclip"]
+    assert cost["time_ratio_vs_sum"]["sum"] == 1.0 and cost["extra_memory_mb_vs_sum"]["sum"] == 0
+    assert all(m > 0 for m in cost["peak_memory_mb"].values())
