@@ -2,6 +2,7 @@
 
 Importing ``slimdet`` registers its backbones and heads with Detectron2's registries.
 """
+from . import warning_filters  # first: before anything imports Detectron2
 from . import data  # registers the synthetic datasets
 from .config import add_slimmable_config
 from .engine import calibrate_norms

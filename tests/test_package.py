@@ -36,3 +36,15 @@ def test_pip_installed_package_has_its_configs(tmp_path):
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == [str(len(model_zoo.list_configs())), "True"]
+
+
+def test_importing_slimdet_first_silences_detectron2s_jit_script_warning():
+    """Detectron2's ``torch.jit.script`` helpers warn in every process that imports them;
+    after ``import slimdet`` they do not (Python's own warnings shown by default)."""
+    code = "import {}; import detectron2.evaluation, detectron2.modeling"
+    runs = {first: subprocess.run([sys.executable, "-W", "default", "-c", code.format(first)],
+                                  capture_output=True, text=True, cwd=REPO, timeout=300)
+            for first in ("torch", "slimdet")}
+    assert "`torch.jit.script` is deprecated" in runs["torch"].stderr  # what there is to silence
+    assert "`torch.jit.script` is deprecated" not in runs["slimdet"].stderr
+    assert runs["slimdet"].returncode == 0

@@ -14,6 +14,7 @@ from torch import nn
 from helpers import DETERMINISTIC, WIDTHS, tiny_train_cfg, tool
 from slimdet.engine import SlimmableSimpleTrainer, SlimmableTrainer, forward_backward_widths
 from slimdet.engine.gradient_probe import GradientProbe
+from slimdet.engine.progress_printer import WidthProgressPrinter
 from slimdet.evaluation.gradient_summary import read_probe, write_probe
 from slimdet.engine.weight_average import WeightAverage
 from slimdet.layers import width_key
@@ -27,11 +28,13 @@ MODEL_SCALARS = ("fast_rcnn/cls_accuracy", "fast_rcnn/fg_cls_accuracy", "mask_rc
 
 
 def test_everything_the_model_logs_is_logged_per_width(tiny_data, tmp_path, caplog):
+    """Every scalar of every width reaches the storage and ``metrics.json``; the console gets
+    one short line per period: the step's and each width's total loss, time, ETA."""
     cfg = tiny_train_cfg(tmp_path, "SOLVER.MAX_ITER", 2, "DATASETS.TEST", (),
                          "MODEL.SLIMMABLE.GRAD_PROBE_PERIOD", 1)
     trainer = SlimmableTrainer(cfg)
     trainer.resume_or_load(resume=False)
-    with caplog.at_level(logging.INFO, logger="slimdet.engine.width_writer"):
+    with caplog.at_level(logging.INFO):
         trainer.train()
     keys = set(trainer.storage.histories())
     labels = [width_key(w) for w in WIDTHS]
@@ -46,9 +49,26 @@ def test_everything_the_model_logs_is_logged_per_width(tiny_data, tmp_path, capl
     assert "w0.25/fast_rcnn/fg_cls_accuracy" in last and "fast_rcnn/cls_accuracy" not in last
     for key in ("w0.5/grad_norm", "w0.5/grad_cos_widest", "grad_norm"):  # not a window's median
         assert last[key] == trainer.storage.history(key).latest(), key
-    printed = [r.getMessage() for r in caplog.records]
-    assert any("w0.25" in line and "fast_rcnn/cls_accuracy" in line and "grad_norm" in line
-               for line in printed), printed
+    printed = [r.getMessage() for r in caplog.records if "iter: " in r.getMessage()]
+    assert printed and all("loss_cls" not in line and "fast_rcnn" not in line for line in printed)
+    line = printed[-1]
+    assert line.startswith("iter: 2/2  total_loss: ") and len(line) < 160
+    assert line.index("w1: ") < line.index("w0.75: ") < line.index("w0.25: ")
+    assert f"w0.25: {trainer.storage.history('w0.25/total_loss').median(20):.4g}" in line
+
+
+def test_progress_line_has_the_eta_and_the_widths_widest_first(caplog):
+    printer = WidthProgressPrinter(max_iter=10)
+    with EventStorage(0) as storage, caplog.at_level(logging.INFO):
+        for it in range(5):
+            storage.iter = it
+            storage.put_scalars(time=0.5, total_loss=6.0, lr=0.02, **{
+                "w0.25/total_loss": 4.0, "w1/total_loss": 2.0, "w1/loss_cls": 1.0})
+        printer.write()
+        assert storage.latest()["eta_seconds"][0] == pytest.approx(2.5)  # 0.5 s x 5 left
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line.startswith("eta: 0:00:02  iter: 5/10  total_loss: 6  (w1: 2  w0.25: 4)  "
+                           "time: 0.500 s  lr: 0.02")  # then max_mem on CUDA
 
 
 def _batch():

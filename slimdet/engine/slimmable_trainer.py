@@ -19,6 +19,7 @@ from detectron2.engine.hooks import EvalHook, PeriodicCheckpointer
 from detectron2.evaluation import (COCOPanopticEvaluator, DatasetEvaluator, DatasetEvaluators,
                                    LVISEvaluator, SemSegEvaluator)
 from detectron2.utils import comm
+from detectron2.utils.events import CommonMetricPrinter
 from detectron2.utils.logger import setup_logger
 from torch import nn
 from torch.utils.data import DataLoader
@@ -34,7 +35,7 @@ from .distillation import InplaceDistillation, distillation_from_config
 from .slimmable_loop import SlimmableAMPTrainer, SlimmableSimpleTrainer
 from .width_sampling import SandwichWidths, width_schedule
 from .weight_average import WeightAverage
-from .width_writer import WidthMetricsPrinter
+from .progress_printer import WidthProgressPrinter
 
 __all__ = ["SlimmableTrainer"]
 
@@ -112,8 +113,11 @@ class SlimmableTrainer(DefaultTrainer):
         return hooks
 
     def build_writers(self) -> list:
-        """Detectron2's writers, and a ``WidthMetricsPrinter`` for what each width logs."""
-        return [*super().build_writers(), WidthMetricsPrinter()]
+        """Detectron2's writers (``metrics.json``, tensorboard) with a
+        ``WidthProgressPrinter`` instead of its console printer: one line per period (each
+        width's total loss, the ETA), while the files keep every per-width scalar."""
+        return [WidthProgressPrinter(self.max_iter) if isinstance(w, CommonMetricPrinter) else w
+                for w in super().build_writers()]
 
     @classmethod
     def build_optimizer(cls, cfg: CfgNode, model: nn.Module) -> torch.optim.Optimizer:
