@@ -7,6 +7,7 @@ from detectron2.config import CfgNode as CN
 
 from .layers.switchable_norm import DETECTRON2_GN_GROUPS
 from .layers.width import width_in_range, width_index
+from .solver.gradient_clipping import width_clip_threshold
 
 __all__ = ["add_slimmable_config", "validate_slimmable_config", "train_widths", "eval_widths",
            "universal_range", "resolve_width", "width_quantum"]
@@ -111,7 +112,8 @@ def remove_slimdet_keys(cfg: CN) -> None:
 
 
 def validate_slimmable_config(cfg: CN) -> None:
-    """Raise ``ValueError`` naming the problem if the width settings are inconsistent."""
+    """Raise ``ValueError`` naming the problem if the width settings or the per-width clipping
+    are inconsistent."""
     s = cfg.MODEL.SLIMMABLE
     widths = list(s.WIDTHS)
     if not widths or any(not 0 < w <= 1 for w in widths) or len(set(widths)) != len(widths):
@@ -130,6 +132,7 @@ def validate_slimmable_config(cfg: CN) -> None:
     if s.get("LOSS_REDUCTION", "sum") not in ("sum", "mean"):
         raise ValueError("MODEL.SLIMMABLE.LOSS_REDUCTION must be 'sum' or 'mean', got "
                          f"{s.LOSS_REDUCTION!r}")
+    width_clip_threshold(cfg)  # per-width clipping: NORM_TYPE, CLIP_VALUE or PERCENTILE
     quantum = width_quantum(cfg)
     if quantum and any(abs(w * quantum - round(w * quantum)) > 1e-9 for w in widths):
         raise ValueError(f"a universal model with GroupNorm runs at multiples of 1/{quantum} "

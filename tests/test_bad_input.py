@@ -184,6 +184,11 @@ class UnslimmableBoxHead(nn.Module):
     (["MODEL.SLIMMABLE.TRAIN_WIDTHS", "[0.3]"],
      r"TRAIN_WIDTHS has widths \[0.3\] not in MODEL.SLIMMABLE.WIDTHS"),
     (["MODEL.SLIMMABLE.TEST_WIDTHS", "[0.6]"], r"TEST_WIDTHS has widths \[0.6\] not in"),
+    (["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE",
+      "per_width_percentile", "SOLVER.CLIP_GRADIENTS.PERCENTILE", "150.0"],
+     r"PERCENTILE must be in \(0, 100\], got 150.0"),
+    (["SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width",
+      "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "1.0"], r"per_width clips the L2 norm"),
 ])
 def test_bad_widths_fail_before_the_output_folder_is_made(tmp_path, opts, message):
     args = default_argument_parser().parse_args(

@@ -133,8 +133,7 @@ class SlimmableTrainer(DefaultTrainer):
         plain = cfg.clone()
         plain.defrost()
         plain.SOLVER.CLIP_GRADIENTS.ENABLED = False
-        if clip.CLIP_TYPE in PER_WIDTH_CLIP_TYPES:
-            width_clip_threshold(cfg)  # a bad NORM_TYPE, CLIP_VALUE or PERCENTILE is named
+        if clip.CLIP_TYPE in PER_WIDTH_CLIP_TYPES:  # checked by validate_slimmable_config
             return super().build_optimizer(plain, model)
         return full_model_clipping(super().build_optimizer(plain, model), clip.CLIP_VALUE,
                                    clip.NORM_TYPE)
