@@ -83,19 +83,30 @@ class ExportedModel:
         if not os.path.isfile(description):
             raise FileNotFoundError(f"{description} not found: it is written next to the model "
                                     "by tools/export_width.py --all-widths")
-        with open(description) as f:
-            self.description = json.load(f)
+        try:
+            with open(description) as f:
+                self.description = json.load(f)
+            self.widths: list[float] = self.description["widths"]
+            self.outputs: list[str] = self.description["outputs"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{description} is not the description tools/export_width.py "
+                             f"--all-widths writes ({type(e).__name__}: {e}); export again")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found beside {description}")
         self.path = path
-        self.widths: list[float] = self.description["widths"]
-        self.outputs: list[str] = self.description["outputs"]
-        self.backend = _BACKENDS[suffix](path, threads)
+        try:
+            self.backend = _BACKENDS[suffix](path, threads)
+        except Exception as e:  # each runtime has its own errors for a damaged file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ValueError(f"{path} cannot be loaded ({first}): the file is damaged or "
+                             "incomplete; export again") from e
 
     def index(self, width: float) -> int:
         """Position of ``width`` in the file, or ``ValueError`` listing the widths it holds."""
         for i, w in enumerate(self.widths):
             if abs(w - width) < 1e-6:
                 return i
-        raise ValueError(f"the exported model holds widths {self.widths}, not {width}")
+        raise ValueError(f"{self.path} holds widths {self.widths}, not {width}")
 
     def prepare(self, image_bgr: np.ndarray) -> np.ndarray:
         """The network input for a BGR ``H x W x 3`` uint8 image: channel order and test resize

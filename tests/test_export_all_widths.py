@@ -152,6 +152,31 @@ def test_exported_model_errors_name_the_problem(tmp_path):
         export_all_widths(None, None, [1.0], "tflite", str(tmp_path), (64, 64))
 
 
+def test_run_exported_names_the_file_or_flag_in_one_line(tmp_path):
+    """A damaged description, a truncated model file, a width the file lacks: each stops
+    tools/run_exported.py with one line naming the file or the flag, no traceback."""
+    run_exported = tool("run_exported")
+    folder = tmp_path / "export"
+    folder.mkdir()
+    cv2.imwrite(str(tmp_path / "image.png"), _image(32, 32))
+    image = ["--input", str(tmp_path / "image.png")]
+    (folder / "model.json").write_text('{"widths": [0.5, 1.0], ')  # cut short
+    (folder / "model.pt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SystemExit, match=r"model.json is not the description tools/export_width"
+                       r".py --all-widths writes \(JSONDecodeError"):
+        run_exported.main([str(folder / "model.pt"), *image])
+    (folder / "model.json").write_text(json.dumps({"widths": [0.5, 1.0], "outputs": []}))
+    with pytest.raises(SystemExit, match=r"model.pt cannot be loaded \(.*\): the file is "
+                       "damaged or incomplete") as error:
+        run_exported.main([str(folder / "model.pt"), *image])
+    assert "\n" not in str(error.value)
+    scripted = torch.jit.script(torch.nn.Identity())
+    scripted.save(str(folder / "model.pt"))
+    with pytest.raises(SystemExit, match=r"--width 0.3: .*model.pt holds widths \[0.5, 1.0\], "
+                       "not 0.3"):
+        run_exported.main([str(folder / "model.pt"), "--width", "0.3", *image])
+
+
 def test_latency_controller_steps_down_under_load_and_back_up():
     switched = []
     controller = LatencyController([0.25, 0.5, 1.0], 50, {0.25: 10, 0.5: 20, 1.0: 40},

@@ -67,8 +67,14 @@ def main(argv: Optional[Sequence[str]] = None) -> list[dict]:
     if args.profile and args.latency_budget is None:
         raise SystemExit("--profile goes with --latency-budget")
     files = _inputs(args.input)
-    model = ExportedModel(args.model, args.threads)
-    width = max(model.widths) if args.width is None else model.widths[model.index(args.width)]
+    try:  # errors as one line that names the file or the flag
+        model = ExportedModel(args.model, args.threads)
+    except (ValueError, FileNotFoundError) as e:
+        raise SystemExit(str(e)) from None
+    try:
+        width = max(model.widths) if args.width is None else model.widths[model.index(args.width)]
+    except ValueError as e:
+        raise SystemExit(f"--width {args.width:g}: {e}") from None
     controller = None
     if args.write_profile or args.latency_budget is not None:
         reference = (load_profile(args.profile, model) if args.profile else
