@@ -90,7 +90,8 @@ class ExportedModel:
             self.outputs: list[str] = self.description["outputs"]
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"{description} is not the description tools/export_width.py "
-                             f"--all-widths writes ({type(e).__name__}: {e}); export again")
+                             f"--all-widths writes ({type(e).__name__}: {e}); export again"
+                             ) from e
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} not found beside {description}")
         self.path = path
