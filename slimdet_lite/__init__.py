@@ -6,9 +6,10 @@ registers its models with Detectron2); slimdet reuses its latency controller and
 """
 from .controller import LatencyController, Step
 from .draw import draw_detections, with_caption
-from .exported import ExportedModel
+from .exported import MODEL_JSON_VERSION, ExportedModel
 from .profile import load_profile, measure_widths, save_profile
 from .rle import decode_rle, encode_rle
 
-__all__ = ["ExportedModel", "LatencyController", "Step", "decode_rle", "draw_detections",
-           "encode_rle", "load_profile", "measure_widths", "save_profile", "with_caption"]
+__all__ = ["ExportedModel", "MODEL_JSON_VERSION", "LatencyController", "Step", "decode_rle",
+           "draw_detections", "encode_rle", "load_profile", "measure_widths", "save_profile",
+           "with_caption"]

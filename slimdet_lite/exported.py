@@ -11,7 +11,11 @@ from PIL import Image
 
 from .rle import encode_rle
 
-__all__ = ["ExportedModel", "resized_size"]
+__all__ = ["ExportedModel", "resized_size", "MODEL_JSON_VERSION"]
+
+# Version of the contract between tools/export_width.py --all-widths and this runner: the
+# inputs, outputs and fields of model.json. Files written before it was versioned are version 1.
+MODEL_JSON_VERSION = 1
 
 
 def resized_size(height: int, width: int, short: int, longest: int) -> tuple[int, int]:
@@ -28,6 +32,11 @@ def resized_size(height: int, width: int, short: int, longest: int) -> tuple[int
 
 
 class _TorchScript:
+    """A TorchScript file run without the graph executor's optimisation: with it, the first
+    two calls are profiling runs, 20-30x a steady call on the clutter R18 (2.3 s against
+    80-280 ms); without it the first call is within 2x of the steady ones, which are no
+    slower (docs/deployment.md)."""
+
     def __init__(self, path: str, threads: Optional[int]):
         import torch
         import torchvision  # noqa: F401  (registers torchvision::nms and roi_align for the file)
@@ -39,7 +48,7 @@ class _TorchScript:
 
     def __call__(self, image: np.ndarray, height: int, width: int, index: int) -> list:
         t = self.torch
-        with t.no_grad():
+        with t.no_grad(), t.jit.optimized_execution(False):
             out = self.module(t.from_numpy(image), t.tensor(height), t.tensor(width),
                               t.tensor(index))
         return [o.numpy() for o in out]
@@ -92,6 +101,10 @@ class ExportedModel:
             raise ValueError(f"{description} is not the description tools/export_width.py "
                              f"--all-widths writes ({type(e).__name__}: {e}); export again"
                              ) from e
+        version = self.description.get("version", 1)
+        if not isinstance(version, int) or version > MODEL_JSON_VERSION:
+            raise ValueError(f"{description} is version {version!r} of the export format; this "
+                             f"slimdet_lite reads versions up to {MODEL_JSON_VERSION}: update it")
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} not found beside {description}")
         self.path = path

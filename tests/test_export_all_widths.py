@@ -18,7 +18,8 @@ from helpers import REPO, randomize_norms, tool
 from slimdet.export import check_exported, export_all_widths, match_failures
 from slimdet.runtime import SlimmablePredictor
 from slimdet.utils import load_slimmable_config
-from slimdet_lite import ExportedModel, LatencyController, decode_rle, encode_rle
+from slimdet_lite import (MODEL_JSON_VERSION, ExportedModel, LatencyController, decode_rle,
+                          encode_rle)
 
 SYNTHETIC = REPO / "configs" / "Synthetic"
 COCO = REPO / "configs" / "COCO"
@@ -120,7 +121,9 @@ def test_universal_model_exports_the_widths_asked_for(tmp_path):
     predictor = SlimmablePredictor(cfg)
     randomize_norms(predictor.model)
     widths = [0.25, 0.375, 0.6875, 1.0]  # between the listed ones too
-    export_all_widths(cfg, predictor.model, widths, "torchscript", str(tmp_path), (64, 96))
+    description = export_all_widths(cfg, predictor.model, widths, "torchscript", str(tmp_path),
+                                    (64, 96))
+    assert description["version"] == MODEL_JSON_VERSION
     checks = check_exported(str(tmp_path / "model.pt"), predictor.predict_at, _image(64, 96))
     assert sorted(checks) == widths
     assert all(not match_failures(c) and c["count"] > 0 for c in checks.values()), checks
@@ -170,6 +173,11 @@ def test_run_exported_names_the_file_or_flag_in_one_line(tmp_path):
                        "damaged or incomplete") as error:
         run_exported.main([str(folder / "model.pt"), *image])
     assert "\n" not in str(error.value)
+    (folder / "model.json").write_text(json.dumps({"version": 2, "widths": [1.0], "outputs": []}))
+    with pytest.raises(SystemExit, match=r"model.json is version 2 of the export format; this "
+                       "slimdet_lite reads versions up to 1: update it"):
+        run_exported.main([str(folder / "model.pt"), *image])
+    (folder / "model.json").write_text(json.dumps({"widths": [0.5, 1.0], "outputs": []}))
     scripted = torch.jit.script(torch.nn.Identity())
     scripted.save(str(folder / "model.pt"))
     with pytest.raises(SystemExit, match=r"--width 0.3: .*model.pt holds widths \[0.5, 1.0\], "

@@ -24,7 +24,7 @@ from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.export import TracingAdapter
 from detectron2.structures import Instances
-from slimdet_lite import ExportedModel
+from slimdet_lite import MODEL_JSON_VERSION, ExportedModel
 from torch import nn
 
 from ..layers import width_scope
@@ -140,7 +140,8 @@ def export_all_widths(cfg: CfgNode, model: nn.Module, widths: Sequence[float], f
                                                for name in outputs[:-1]}})
         align_if_branch_types(path)
     description = {
-        "format": fmt, "file": FORMATS[fmt], "widths": [float(w) for w in widths],
+        "version": MODEL_JSON_VERSION, "format": fmt, "file": FORMATS[fmt],
+        "widths": [float(w) for w in widths],
         "inputs": INPUT_NAMES, "outputs": outputs,
         "image": {"channels": cfg.INPUT.FORMAT, "layout": "CHW float32, 0-255",
                   "resize_shortest_edge": [int(cfg.INPUT.MIN_SIZE_TEST),
