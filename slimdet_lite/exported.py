@@ -34,8 +34,8 @@ def resized_size(height: int, width: int, short: int, longest: int) -> tuple[int
 class _TorchScript:
     """A TorchScript file run without the graph executor's optimisation: with it, the first
     two calls are profiling runs, 20-30x a steady call on the clutter R18 (2.3 s against
-    80-280 ms); without it the first call is within 2x of the steady ones, which are no
-    slower (docs/deployment.md)."""
+    80-280 ms); without it the first call of a width is close to its later ones
+    (docs/deployment.md)."""
 
     def __init__(self, path: str, threads: Optional[int]):
         import torch
