@@ -21,6 +21,7 @@ from slimdet.checkpoint import SlimmableCheckpointer
 from slimdet.engine import (SandwichWidths, SlimmableSimpleTrainer, SlimmableTrainer,
                             forward_backward_widths)
 from slimdet.layers import SlimLinear, SwitchableNorm
+from slimdet.solver import NormPercentile
 
 
 def _metrics(output_dir):
@@ -158,12 +159,22 @@ def _ddp_worker(rank, init_file, weights, out, universal, width_clip):
     dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("universal, width_clip", [(False, 0.0), (True, 0.0), (False, 0.05)],
-                         ids=["width-list", "universal-sandwich", "per-width-clipping"])
+def _percentile_after_small_norms() -> NormPercentile:
+    """The median of a history of one tiny norm per width and this step's: about half of
+    each width's norm, so every width is clipped."""
+    threshold = NormPercentile(50.0)
+    threshold.load_state_dict({"history": {slimdet.width_key(w): [1e-3] for w in WIDTHS}})
+    return threshold
+
+
+@pytest.mark.parametrize("universal, width_clip", [
+    (False, 0.0), (True, 0.0), (False, 0.05), (False, _percentile_after_small_norms())],
+    ids=["width-list", "universal-sandwich", "per-width-clipping", "per-width-percentile"])
 def test_ddp_step_equals_single_process_step_on_union_batch(tmp_path, universal, width_clip):
     """Two processes of one image each step as one process of both images; with per-width
-    clipping (at a norm every width's gradient exceeds) each width's gradient is clipped after
-    it is averaged over the processes, not each process's share before."""
+    clipping (at a norm every width's gradient exceeds, or at a percentile of a history
+    below them) each width's gradient is clipped after it is averaged over the processes, not
+    each process's share before."""
     torch.manual_seed(0)
     model = build_model(_ddp_cfg(universal))
     weights = tmp_path / "init.pth"
