@@ -33,9 +33,9 @@ def resized_size(height: int, width: int, short: int, longest: int) -> tuple[int
 
 class _TorchScript:
     """A TorchScript file run without the graph executor's optimisation: with it, the first
-    two calls are profiling runs, 20-30x a steady call on the clutter R18 (2.3 s against
-    80-280 ms); without it the first call of a width is close to its later ones
-    (docs/deployment.md)."""
+    two calls are profiling runs, 15-29x a steady call on the clutter R18 (0.6-0.7 s against
+    24-40 ms); without it the first call of a width is within 2x of its later ones, which are
+    as fast as with it (docs/deployment.md)."""
 
     def __init__(self, path: str, threads: Optional[int]):
         import torch
@@ -75,6 +75,11 @@ class _OnnxRuntime:
 _BACKENDS = {".pt": _TorchScript, ".onnx": _OnnxRuntime}
 
 
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class ExportedModel:
     """``tools/export_width.py --all-widths`` output, loaded with torch (``.pt``) or ONNX
     Runtime (``.onnx``); ``model.json`` is read from the file's folder.
@@ -82,9 +87,11 @@ class ExportedModel:
     Args:
         path: the ``model.pt`` or ``model.onnx`` file.
         threads: intra-op threads of the runtime (default: the runtime's).
+        warmup: run the narrowest width once on a small blank image at load, so that the
+            runtime's one-time setup is not billed to the first image.
     """
 
-    def __init__(self, path: str, threads: Optional[int] = None):
+    def __init__(self, path: str, threads: Optional[int] = None, warmup: bool = True):
         suffix = os.path.splitext(path)[1]
         if suffix not in _BACKENDS:
             raise ValueError(f"{path}: expected an exported model.pt or model.onnx")
@@ -111,9 +118,15 @@ class ExportedModel:
         try:
             self.backend = _BACKENDS[suffix](path, threads)
         except Exception as e:  # each runtime has its own errors for a damaged file
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ValueError(f"{path} cannot be loaded ({first}): the file is damaged or "
-                             "incomplete; export again") from e
+            raise ValueError(f"{path} cannot be loaded ({_first_line(e)}): the file is damaged "
+                             "or incomplete; export again") from e
+        if warmup:
+            narrowest = self.widths.index(min(self.widths))
+            try:
+                self.backend(np.zeros((3, 64, 64), dtype=np.float32), 64, 64, narrowest)
+            except Exception as e:
+                raise ValueError(f"{path} loads but does not run as an all-widths export "
+                                 f"({_first_line(e)}); export again") from e
 
     def index(self, width: float) -> int:
         """Position of ``width`` in the file, or ``ValueError`` listing the widths it holds."""

@@ -178,11 +178,22 @@ def test_run_exported_names_the_file_or_flag_in_one_line(tmp_path):
                        "slimdet_lite reads versions up to 1: update it"):
         run_exported.main([str(folder / "model.pt"), *image])
     (folder / "model.json").write_text(json.dumps({"widths": [0.5, 1.0], "outputs": []}))
-    scripted = torch.jit.script(torch.nn.Identity())
-    scripted.save(str(folder / "model.pt"))
+    torch.jit.script(torch.nn.Identity()).save(str(folder / "model.pt"))
+    with pytest.raises(SystemExit, match=r"model.pt loads but does not run as an all-widths "
+                       "export"):
+        run_exported.main([str(folder / "model.pt"), *image])
+    torch.jit.script(_Echo()).save(str(folder / "model.pt"))
     with pytest.raises(SystemExit, match=r"--width 0.3: .*model.pt holds widths \[0.5, 1.0\], "
                        "not 0.3"):
         run_exported.main([str(folder / "model.pt"), "--width", "0.3", *image])
+
+
+class _Echo(torch.nn.Module):
+    """The signature of an all-widths export, returning its image."""
+
+    def forward(self, image: torch.Tensor, height: torch.Tensor, width: torch.Tensor,
+                index: torch.Tensor) -> list[torch.Tensor]:
+        return [image]
 
 
 def test_latency_controller_steps_down_under_load_and_back_up():

@@ -68,7 +68,8 @@ def gradient_norms(cfg: CfgNode, model: nn.Module, *, height: int, width: int,
         model.eval()
     out = {}
     for key, norms in recorder.history.items():
-        deciles = statistics.quantiles(norms, n=10) if len(norms) > 1 else norms * 9
+        deciles = (statistics.quantiles(norms, n=10, method="inclusive") if len(norms) > 1
+                   else norms * 9)
         out[key] = {"norms": norms, "median": statistics.median(norms), "p10": deciles[0],
                     "p90": deciles[-1]}
     return out
