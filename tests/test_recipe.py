@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pytest
 import torch
 from detectron2.modeling import build_model
@@ -175,6 +176,11 @@ def test_norm_percentile_follows_each_widths_own_history():
     for bad in (0, 101):
         with pytest.raises(ValueError, match="PERCENTILE must be in"):
             NormPercentile(bad)
+    norms = torch.rand(300, generator=torch.Generator().manual_seed(0)).tolist()
+    for p in (10.0, 37.5, 100.0):  # numpy's linear interpolation at every step
+        threshold = NormPercentile(p)
+        assert [threshold("w1", x) for x in norms] == pytest.approx(
+            [float(np.percentile(norms[: i + 1], p)) for i in range(len(norms))], abs=1e-12)
 
 
 def test_percentile_clipping_caps_each_width_at_its_own_history(tmp_path):

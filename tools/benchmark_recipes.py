@@ -6,7 +6,8 @@ autoclip timed interleaved with their peak memory.
     tools/benchmark_recipes.py --config-file configs/COCO/slim_mask_rcnn_R50_FPN.yaml \\
         --input-size 800 1216 --iterations 8 --output output/benchmark/recipes_R50
 
-Prints both tables and writes DIR/recipes.json. Weights are random unless --weights is given.
+Prints both tables and writes DIR/recipes.json. Weights are random unless --weights is given;
+autoclip's percentile is the config's (SOLVER.CLIP_GRADIENTS.PERCENTILE, an override).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any, Optional, Sequence
 from detectron2.utils.logger import setup_logger
 
 from slimdet.benchmark import format_recipe_tables, gradient_norms, recipe_cost
+from slimdet.study.plan import DEFAULT_CLIP_VALUE
 from slimdet.utils import load_slimmable_model
 
 
@@ -32,8 +34,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help="training iterations whose gradient norms are measured (0: none)")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed iterations of each recipe (0: no timing)")
-    parser.add_argument("--clip-value", type=float, default=3.0, help="of widthclip")
-    parser.add_argument("--percentile", type=float, default=50.0, help="of autoclip")
+    parser.add_argument("--clip-value", type=float, default=DEFAULT_CLIP_VALUE,
+                        help="of widthclip")
     parser.add_argument("--output", help="directory for recipes.json")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config options KEY VALUE ...")
     return parser.parse_args(argv)
@@ -52,7 +54,7 @@ def main(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     if args.repeats:
         result["cost"] = recipe_cost(cfg, model, height=height, width=width,
                                      repeats=args.repeats, images=args.images,
-                                     clip_value=args.clip_value, percentile=args.percentile)
+                                     clip_value=args.clip_value)
     print(format_recipe_tables(result))
     if args.output:
         os.makedirs(args.output, exist_ok=True)

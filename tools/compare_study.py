@@ -4,7 +4,7 @@ individually at each width (I-Nets), same config, schedule and recipe, for every
 the report.
 
     tools/compare_study.py [--task mask|keypoint|faster] [--seeds 0 1 2] \\
-        [--recipes sum mean clip widthclip autoclip] [--clip-value 3] [--percentile 50] \\
+        [--recipes sum mean clip widthclip autoclip] [--clip-value 3] [--percentile P] \\
         [--universal] [--distill] [--jobs 2] \\
         [--output output/compare] [--records DIR] [KEY VALUE ...]
 
@@ -47,7 +47,7 @@ from typing import Optional, Sequence
 
 from slimdet.study import TASKS, recipes
 from slimdet.study.pipeline import run_and_report
-from slimdet.study.plan import DEFAULT_CLIP_VALUE, DEFAULT_PERCENTILE, DEFAULT_RECIPE
+from slimdet.study.plan import DEFAULT_CLIP_VALUE, DEFAULT_RECIPE
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -58,8 +58,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--recipes", nargs="+", choices=sorted(recipes()),
                         default=[DEFAULT_RECIPE])
     parser.add_argument("--clip-value", type=float, default=DEFAULT_CLIP_VALUE)
-    parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE,
-                        help="of the autoclip recipe")
+    parser.add_argument("--percentile", type=float,
+                        help="of the autoclip recipe (default: SOLVER.CLIP_GRADIENTS.PERCENTILE's)")
     parser.add_argument("--universal", action="store_true",
                         help="also train and compare a universally slimmable model per seed")
     parser.add_argument("--distill", action="store_true",

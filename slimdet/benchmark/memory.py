@@ -24,7 +24,9 @@ import torch
 from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
-__all__ = ["with_peak_memory"]
+__all__ = ["with_peak_memory", "MIB"]
+
+MIB = 2 ** 20  # bytes in a MiB, the unit of the reports
 
 # Kineto's log lines, e.g. "USDT:2026-12-02 20:33:45 2942:2942 SyncActivityProfilerHandler.cpp:39]
 # profiler_start" (written by C++ straight to file descriptor 2, whatever sys.stderr is).

@@ -26,12 +26,11 @@ from ..engine import SlimmableSimpleTrainer
 from ..layers import get_widths
 from ..solver import FixedNorm, NormPercentile
 from .inputs import random_training_batch
-from .memory import with_peak_memory
+from .memory import MIB, with_peak_memory
 from .timing import time_interleaved
 
 __all__ = ["gradient_norms", "recipe_cost", "format_recipe_tables"]
 
-_MB = 2 ** 20
 
 
 def _loop(cfg: CfgNode, model: nn.Module, batches: Iterable[list[dict]], width_clip,
@@ -76,14 +75,14 @@ def gradient_norms(cfg: CfgNode, model: nn.Module, *, height: int, width: int,
 
 
 def recipe_cost(cfg: CfgNode, model: nn.Module, *, height: int, width: int, repeats: int,
-                warmup: int = 1, images: int = 2, clip_value: float = 3.0,
-                percentile: float = 50.0) -> dict[str, Any]:
+                clip_value: float, warmup: int = 1, images: int = 2) -> dict[str, Any]:
     """Median time and peak memory of one training iteration under each recipe (learning rate
-    0), and each one's time and memory against ``sum``'s."""
+    0): ``sum``, ``widthclip`` at ``clip_value`` and ``autoclip`` at the config's
+    ``SOLVER.CLIP_GRADIENTS.PERCENTILE``; and each one's time and memory against ``sum``'s."""
     device = torch.device(cfg.MODEL.DEVICE)
     batch = random_training_batch(cfg, height, width, device, count=images)
     thresholds = {"sum": 0.0, "widthclip": FixedNorm(clip_value),
-                  "autoclip": NormPercentile(percentile)}
+                  "autoclip": NormPercentile(cfg.SOLVER.CLIP_GRADIENTS.PERCENTILE)}
     loops = {name: _loop(cfg, model, itertools.repeat(batch), t, 0.0)
              for name, t in thresholds.items()}
     model.train()
@@ -94,7 +93,7 @@ def recipe_cost(cfg: CfgNode, model: nn.Module, *, height: int, width: int, repe
             memory = {}
             for name, loop in loops.items():
                 loop.optimizer.zero_grad(set_to_none=True)
-                memory[name] = with_peak_memory(loop.run_step, device)[1] / _MB
+                memory[name] = with_peak_memory(loop.run_step, device)[1] / MIB
     finally:
         model.zero_grad(set_to_none=True)
         model.eval()

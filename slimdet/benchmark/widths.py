@@ -34,7 +34,7 @@ from ..export import export_at_width
 from ..layers import get_widths, parse_width_key, width_key, width_scope
 from ..modeling.flops import gflops_by_part
 from .inputs import positive_quota, random_images, random_training_batch
-from .memory import with_peak_memory
+from .memory import MIB, with_peak_memory
 from .timing import time_interleaved
 
 __all__ = ["FIXED_WORK_OPTS", "benchmark_widths"]
@@ -45,7 +45,6 @@ __all__ = ["FIXED_WORK_OPTS", "benchmark_widths"]
 FIXED_WORK_OPTS = ["MODEL.RPN.NMS_THRESH", 1.0, "MODEL.RPN.POST_NMS_TOPK_TEST", 1000,
                    "TEST.DETECTIONS_PER_IMAGE", 100]
 
-_MB = 2 ** 20
 
 
 def _infer(model: nn.Module, inputs: list[dict]) -> list[dict]:
@@ -116,7 +115,7 @@ def _inference_at(cfg: CfgNode, model: nn.Module, width: float, inputs: list[dic
         # Interference only adds time, so minima are less noisy on a busy machine.
         "latency_ratio_of_minima": {f"{k}/stock": timings[k].min / timings["stock"].min
                                     for k in ("slim", "exported")},
-        "peak_memory_mb": {k: peak / _MB for k, (_, peak) in work_and_memory.items()},
+        "peak_memory_mb": {k: peak / MIB for k, (_, peak) in work_and_memory.items()},
     })
     return result
 
@@ -146,7 +145,7 @@ def _training(cfg: CfgNode, model: nn.Module, batch: list[dict], repeats: int, w
             memory = {}
             for name, step in steps.items():
                 optimizer.zero_grad(set_to_none=True)  # freeing old grads is not in the peak
-                memory[name] = with_peak_memory(step, device)[1] / _MB
+                memory[name] = with_peak_memory(step, device)[1] / MIB
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.eval()

@@ -67,6 +67,7 @@ class WidthsStep:
         self.probe = GradientProbe(self.model.parameters()) if probe_period > 0 else None
         self.width_clipping = (WidthGradientClipping(self.model.parameters(), width_clip)
                                if width_clip else None)
+        self._width_label = ""  # the width being trained, set per width by run_step's scope
 
     def _backward(self, loss: torch.Tensor) -> None:
         loss.backward()

@@ -18,7 +18,7 @@ import torch
 from detectron2.config import CfgNode
 from tabulate import tabulate
 
-from ..benchmark import time_interleaved, with_peak_memory
+from ..benchmark import MIB, time_interleaved, with_peak_memory
 from ..modeling.flops import model_gflops
 from ..layers import (SlimmableModule, get_width, get_widths, parse_width_key, set_width,
                       width_key, width_scope)
@@ -27,7 +27,6 @@ __all__ = ["WidthProfile", "profile_key", "profile_widths", "device_name", "time
 
 # Config parts that change what a width costs (data paths, solver and output do not).
 _COST_KEYS = ("MODEL", "INPUT", "TEST")
-_MB = 2**20
 
 
 def device_name(device: str) -> str:
@@ -161,7 +160,7 @@ def profile_widths(model: torch.nn.Module, key: dict[str, Any],
         timings = time_interleaved({w: partial(at, w) for w in widths}, repeats, warmup, device)
         # Memory of every width before any FLOP count: tracing drops the cached dense weight
         # slices, whose rebuilding would be counted as the next width's peak.
-        peaks = {w: with_peak_memory(partial(at, w), device)[1] / _MB for w in widths}
+        peaks = {w: with_peak_memory(partial(at, w), device)[1] / MIB for w in widths}
         per_width = {}
         for w in widths:
             set_width(model, w)

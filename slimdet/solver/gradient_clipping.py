@@ -17,10 +17,10 @@ batch would.
 """
 from __future__ import annotations
 
+import bisect
 import math
 from typing import Callable, Iterable
 
-import numpy as np
 import torch
 
 from .gradient_averaging import average_gradients
@@ -77,9 +77,10 @@ class FixedNorm:
 
 class NormPercentile:
     """The threshold of ``CLIP_TYPE "per_width_percentile"``: the ``percentile`` of the norms
-    one width (``key``) had so far, this step's included (AutoClip). The history is the
-    state a resumed run needs to clip as the uninterrupted one; non-finite norms (a gradient
-    scaler's overflow, a step it skips) do not enter it."""
+    one width (``key``) had so far, this step's included (AutoClip; linear interpolation, as
+    ``numpy.percentile``). The history is the state a resumed run needs to clip as the
+    uninterrupted one; non-finite norms (a gradient scaler's overflow, a step it skips) do not
+    enter it. A sorted copy of each history keeps a step's cost independent of its length."""
 
     def __init__(self, percentile: float):
         if not 0 < percentile <= 100:
@@ -87,19 +88,25 @@ class NormPercentile:
                              f"{percentile}")
         self.percentile = float(percentile)
         self.history: dict[str, list[float]] = {}
+        self._sorted: dict[str, list[float]] = {}
 
     def __call__(self, key: str, norm: float) -> float:
         if not math.isfinite(norm):
             return math.inf
-        seen = self.history.setdefault(key, [])
-        seen.append(norm)
-        return float(np.percentile(seen, self.percentile))
+        self.history.setdefault(key, []).append(norm)
+        ordered = self._sorted.setdefault(key, [])
+        bisect.insort(ordered, norm)
+        rank = self.percentile / 100 * (len(ordered) - 1)
+        low = int(rank)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
     def state_dict(self) -> dict:
         return {"history": {k: list(v) for k, v in self.history.items()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.history = {k: [float(x) for x in v] for k, v in state.get("history", {}).items()}
+        self._sorted = {k: sorted(v) for k, v in self.history.items()}
 
 
 class WidthGradientClipping:

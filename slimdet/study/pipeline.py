@@ -8,6 +8,7 @@ import sys
 from typing import Mapping, Optional, Sequence
 
 from ..data.datasets import annotation_path, default_root
+from ..utils.folder_hold import hold_folder
 from .plan import TASKS, Recipe, StudyRun, plan_study
 from .records import restore_records, save_records
 from .report import write_reports
@@ -67,6 +68,7 @@ def run_and_report(task: str, seeds: Sequence[int], recipe_list: Sequence[Recipe
                        check=True)
     runs = plan_study(config_file, seeds, opts, recipe_list, universal, distill, pretrained,
                       output, pretrain_opts, variants)
+    hold_folder(output)  # before records are restored into it (run_study holds it too)
     on_finished = None
     if records:
         for name in restore_study(records, output, runs, config_file, opts):

@@ -26,7 +26,7 @@ from ..layers import width_key
 from ..utils.model_setup import load_slimmable_config
 
 __all__ = ["Task", "TASKS", "Recipe", "recipes", "StudyRun", "plan_study", "run_name",
-           "universal_test_widths", "DEFAULT_CLIP_VALUE", "DEFAULT_PERCENTILE", "DEFAULT_RECIPE",
+           "universal_test_widths", "DEFAULT_CLIP_VALUE", "DEFAULT_RECIPE",
            "PRETRAIN_CONFIG", "PAPER_SETTING"]
 
 _REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -53,9 +53,6 @@ _FIXED_COST, _WIDTH_COST = 0.15, 0.54
 # 1.0's 0.01-0.36), the I-Net of width 1.0 alone 1.8-2.8. At 3 the S-Net's step is capped near
 # one width's for most of training while the I-Nets clip at their largest steps only.
 DEFAULT_CLIP_VALUE = 3.0
-# Percentile of the "autoclip" recipe: each width's gradient clipped at the median of its own
-# norm history (docs/recipe.md).
-DEFAULT_PERCENTILE = 50.0
 # The recipe a study runs unless told otherwise: the clutter Mask R-CNN config's own, the best
 # S-Net at every width and at or above the I-Nets (docs/recipe.md).
 DEFAULT_RECIPE = "widthclip"
@@ -100,7 +97,7 @@ class Recipe:
 
 
 def recipes(clip_value: float = DEFAULT_CLIP_VALUE,
-            percentile: float = DEFAULT_PERCENTILE) -> dict[str, Recipe]:
+            percentile: Optional[float] = None) -> dict[str, Recipe]:
     """The recipes a study can compare, each whatever the config's own clipping: ``sum`` (the
     widths' losses summed, as in the paper and the official code; no clipping), ``mean``
     (divided by the number of widths; a single width trains as under ``sum``), ``clip``
@@ -108,7 +105,8 @@ def recipes(clip_value: float = DEFAULT_CLIP_VALUE,
     code's ``grad_clip``; I-Nets clipped alike), ``widthclip`` (each width's gradient
     clipped at ``clip_value`` before the sum: a single width trains as under ``clip``) and
     ``autoclip`` (each width's gradient clipped at the ``percentile`` of its own norm history,
-    a threshold without units; I-Nets clipped alike)."""
+    a threshold without units; None: ``SOLVER.CLIP_GRADIENTS.PERCENTILE``'s default; I-Nets
+    clipped alike)."""
     def clipping(kind: str) -> tuple[str, ...]:
         return ("SOLVER.CLIP_GRADIENTS.ENABLED", "True", "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", kind,
                 "SOLVER.CLIP_GRADIENTS.CLIP_VALUE", str(clip_value),
@@ -117,8 +115,9 @@ def recipes(clip_value: float = DEFAULT_CLIP_VALUE,
     plain = ("SOLVER.CLIP_GRADIENTS.ENABLED", "False")  # whatever the config's default
     auto = ("SOLVER.CLIP_GRADIENTS.ENABLED", "True",
             "SOLVER.CLIP_GRADIENTS.CLIP_TYPE", "per_width_percentile",
-            "SOLVER.CLIP_GRADIENTS.PERCENTILE", str(float(percentile)),
-            "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0")
+            "SOLVER.CLIP_GRADIENTS.NORM_TYPE", "2.0",
+            *(() if percentile is None else
+              ("SOLVER.CLIP_GRADIENTS.PERCENTILE", str(float(percentile)))))
     return {"sum": Recipe("sum", plain, plain),
             "autoclip": Recipe("autoclip", auto, auto),
             "mean": Recipe("mean", (*plain, "MODEL.SLIMMABLE.LOSS_REDUCTION", "mean"), plain,
